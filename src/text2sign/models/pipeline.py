@@ -1,0 +1,234 @@
+"""Text -> token embeddings -> guided denoising -> uint8 video, and the training loss that teaches it.
+
+Classifier-free guidance (Ho & Salimans 2022) only works if the model has learned what "no text" means:
+during training a fraction `caption_dropout_prob` of captions is replaced by the text encoder's learned
+null embedding, and sampling uses that same null embedding for the unconditional branch. The prior
+attempt never dropped captions, so its guidance pushed away from an untrained branch.
+
+Symbols (DDPM/DDIM papers): x_0 = clean video, epsilon = noise, t = timestep, alpha_bar_t = alphas_cumprod[t],
+x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) epsilon, v = sqrt(alpha_bar_t) epsilon - sqrt(1 - alpha_bar_t) x_0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from text2sign.models.ema import ExponentialMovingAverage
+from text2sign.models.scheduler import SCHEDULERS, Scheduler, make_scheduler
+from text2sign.models.serialization import config_from_dict, read_json, save_state_dict, write_json
+from text2sign.models.text_encoder import TextEncoder, TextEncoding
+from text2sign.models.unet3d import UNet3D
+
+PIPELINE_CONFIG_NAME = "pipeline_config.json"
+EMA_WEIGHTS_NAME = "ema.safetensors"
+
+
+@dataclass
+class PipelineConfig:
+    num_frames: int = 16  # default video shape for sampling (the shape the model was trained on)
+    image_size: int = 64
+    caption_dropout_prob: float = 0.1  # share of training captions replaced by the null embedding
+    loss_weighting: str = "min_snr"  # "mse" | "min_snr"
+    min_snr_gamma: float = 5.0  # Hang et al. 2023: clamp each timestep's SNR weight at gamma
+    sampler: str = "ddim"  # default sampler for __call__: a key of SCHEDULERS
+
+    def __post_init__(self):
+        if not 0.0 <= self.caption_dropout_prob < 1.0:
+            raise ValueError(f"caption_dropout_prob must be in [0, 1), got {self.caption_dropout_prob}")
+        if self.loss_weighting not in ("mse", "min_snr"):
+            raise ValueError(f"loss_weighting must be 'mse' or 'min_snr', got {self.loss_weighting!r}")
+        if self.min_snr_gamma <= 0:
+            raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma}")
+        if self.sampler not in SCHEDULERS:
+            raise ValueError(f"sampler must be one of {sorted(SCHEDULERS)}, got {self.sampler!r}")
+        if self.num_frames < 1 or self.image_size < 1:
+            raise ValueError("num_frames and image_size must be positive")
+
+
+def videos_to_uint8(videos: torch.Tensor) -> torch.Tensor:
+    """(b, c, f, h, w) in [-1, 1] -> (b, f, h, w, c) uint8."""
+    pixels = ((videos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (b, c, f, h, w)
+    return pixels.permute(0, 2, 3, 4, 1).contiguous().cpu()  # (b, f, h, w, c)
+
+
+class TextToSignPipeline(nn.Module):
+    """UNet3D + scheduler + text encoder. An nn.Module so `.to(device)` and `.parameters()` cover both networks."""
+
+    def __init__(self, unet: UNet3D, scheduler: Scheduler, text_encoder: TextEncoder, config: PipelineConfig | None = None):
+        super().__init__()
+        if unet.config.text_dim != text_encoder.output_dim:
+            raise ValueError(f"UNet text_dim={unet.config.text_dim} but the text encoder outputs {text_encoder.output_dim}; build the UNet with text_dim=text_encoder.output_dim")
+        self.unet = unet
+        self.text_encoder = text_encoder
+        self.scheduler = scheduler
+        self.config = config or PipelineConfig()
+        self.ema: ExponentialMovingAverage | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    # ---- text ------------------------------------------------------------------------------------------
+    def encode_text(self, captions: list[str], drop: torch.Tensor | None = None) -> TextEncoding:
+        """Encode captions; rows where `drop` is True get the learned null embedding instead.
+
+        The null embedding is one token, written at position 0 of a row whose other positions are masked,
+        so conditional and null rows share one (b, n, d) batch. With a `drop` tensor the null embedding is
+        always in the graph (zero gradient when nothing is dropped), which DDP needs: every trainable
+        parameter must take part in every backward.
+        """
+        encoding = self.text_encoder.encode(list(captions))  # states (b, n, d), mask (b, n)
+        if drop is None:
+            return encoding
+        states, mask = encoding.states, encoding.mask
+        null = self.text_encoder.null(len(captions))  # states (b, 1, d)
+        null_states = F.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
+        null_mask = torch.zeros_like(mask)  # (b, n)
+        null_mask[:, 0] = True
+        drop = drop.to(states.device)
+        states = torch.where(drop[:, None, None], null_states.to(states.dtype), states)  # (b, n, d)
+        mask = torch.where(drop[:, None], null_mask, mask)  # (b, n)
+        return TextEncoding(states=states, mask=mask)
+
+    # ---- training --------------------------------------------------------------------------------------
+    def target(self, videos: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        prediction_type = self.scheduler.config.prediction_type
+        if prediction_type == "epsilon":
+            return noise
+        if prediction_type == "v_prediction":
+            return self.scheduler.get_velocity(videos, noise, timesteps)  # Salimans & Ho 2022, sec. 4
+        return videos  # "sample": predict x_0
+
+    def loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights: 1 for "mse", min-SNR-gamma (Hang et al. 2023, eq. 9 and its v/x_0 variants) otherwise."""
+        if self.config.loss_weighting == "mse":
+            return torch.ones(timesteps.shape, device=timesteps.device)
+        snr = self.scheduler.snr(timesteps).to(timesteps.device).float()  # (b,) alpha_bar / (1 - alpha_bar)
+        clamped = torch.clamp(snr, max=self.config.min_snr_gamma)  # (b,)
+        prediction_type = self.scheduler.config.prediction_type
+        if prediction_type == "epsilon":
+            return clamped / snr
+        if prediction_type == "v_prediction":
+            return clamped / (snr + 1)
+        return clamped
+
+    def per_sample_loss(self, videos: torch.Tensor, text: TextEncoding, timesteps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Unweighted denoising MSE per clip, (b,): the quantity the evaluation's loss gap compares."""
+        noisy = self.scheduler.add_noise(videos, noise, timesteps)  # (b, c, f, h, w) x_t
+        prediction = self.unet(noisy, timesteps, text.states, text.mask)  # (b, c, f, h, w)
+        target = self.target(videos, noise, timesteps)  # (b, c, f, h, w)
+        return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (b,)
+
+    def training_loss(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Caption dropout, random timesteps and noise, weighted denoising loss (scalar).
+
+        Draws use `generator` on the CPU and are then moved, so a seeded run is identical on every device.
+        Dropout happens only in train mode (model.train() turns it on, as with label dropout in DiT).
+        """
+        batch = videos.shape[0]
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(videos.device)  # (b,)
+        noise = torch.randn(videos.shape, generator=generator, dtype=torch.float32).to(videos.device, videos.dtype)  # (b, c, f, h, w)
+        drop = torch.rand(batch, generator=generator) < self.config.caption_dropout_prob  # (b,)
+        if not self.training:
+            drop = torch.zeros_like(drop)
+        text = self.encode_text(captions, drop)  # (b, n, d), (b, n)
+        losses = self.per_sample_loss(videos, text, timesteps, noise)  # (b,)
+        return (losses * self.loss_weights(timesteps)).mean()
+
+    # ---- sampling --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompts: list[str] | str,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 4.0,
+        scheduler: str | None = None,
+        generator: torch.Generator | None = None,
+        use_ema: bool = True,
+        progress: bool = True,
+        output_type: str = "uint8",
+    ) -> torch.Tensor:
+        """Generate one video per prompt: uint8 (b, f, h, w, 3), or float (b, c, f, h, w) in [-1, 1] with output_type="tensor".
+
+        guidance_scale w: noise_pred = uncond + w * (cond - uncond) (Ho & Salimans 2022, eq. 6 rewritten); w = 1 is
+        plain conditional sampling and skips the unconditional pass.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("give at least one prompt")
+        if output_type not in ("uint8", "tensor"):
+            raise ValueError(f"output_type must be 'uint8' or 'tensor', got {output_type!r}")
+        if guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance), got {guidance_scale}")
+        num_frames = num_frames or self.config.num_frames
+        height = height or self.config.image_size
+        width = width or self.config.image_size
+        sampler = make_scheduler(scheduler or self.config.sampler, self.scheduler.config)
+        sampler.set_timesteps(num_inference_steps)
+        ema_context = self.ema.applied_to(self) if (use_ema and self.ema is not None) else contextlib.nullcontext()
+        was_training = self.training
+        self.eval()
+        with ema_context:
+            batch = len(prompts)
+            conditional = self.encode_text(prompts)  # (b, n, d), (b, n)
+            guided = guidance_scale != 1.0
+            if guided:
+                text = self.encode_text(prompts + prompts, drop=torch.arange(2 * batch) >= batch)  # (2b, n, d): cond rows, then null rows
+            else:
+                text = conditional
+            shape = (batch, self.unet.config.in_channels, num_frames, height, width)
+            sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device) * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
+            for timestep in tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False):
+                model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
+                timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)
+                model_output = self.unet(model_input, timesteps, text.states, text.mask)  # (2b or b, c, f, h, w)
+                if guided:
+                    output_conditional, output_null = model_output.chunk(2)  # (b, c, f, h, w) each
+                    model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)
+                sample = sampler.step(model_output, timestep, sample, generator=generator).prev_sample  # (b, c, f, h, w) x_{t-1}
+        self.train(was_training)
+        return videos_to_uint8(sample) if output_type == "uint8" else sample
+
+    # ---- save / load -----------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """unet/ (config.json + model.safetensors), text_encoder/, scheduler/, pipeline_config.json, ema.safetensors."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(directory / "unet")
+        self.text_encoder.save_pretrained(directory / "text_encoder")
+        self.scheduler.save_pretrained(directory / "scheduler")
+        write_json(directory / PIPELINE_CONFIG_NAME, dataclasses.asdict(self.config))
+        if self.ema is not None:
+            save_state_dict(self.ema.state_dict(), directory / EMA_WEIGHTS_NAME)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextToSignPipeline":
+        """Rebuild every part from its saved config and load weights strictly; the EMA (if saved) is attached
+        as `pipeline.ema` and used by __call__ unless use_ema=False."""
+        directory = Path(directory)
+        if not (directory / PIPELINE_CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{directory} is not a pipeline directory (no {PIPELINE_CONFIG_NAME}); point at a directory written by save_pretrained()")
+        unet = UNet3D.from_pretrained(directory / "unet")
+        text_encoder = TextEncoder.from_pretrained(directory / "text_encoder")
+        scheduler = Scheduler.from_pretrained(directory / "scheduler")
+        config = config_from_dict(PipelineConfig, read_json(directory / PIPELINE_CONFIG_NAME))
+        pipeline = cls(unet, scheduler, text_encoder, config).to(device)
+        if (directory / EMA_WEIGHTS_NAME).is_file():
+            pipeline.ema = ExponentialMovingAverage(pipeline)
+            pipeline.ema.load_state_dict(load_file(str(directory / EMA_WEIGHTS_NAME)))
+            pipeline.ema.to(device)
+        return pipeline
+
