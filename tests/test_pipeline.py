@@ -1,0 +1,162 @@
+import pytest
+import torch
+
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
+from tiny_models import CAPTIONS, tiny_pipeline
+
+
+def _perturb(pipeline, scale=0.05):
+    """Leave the zero init so every path carries signal (as after some training)."""
+    torch.manual_seed(1)
+    for parameter in pipeline.unet.parameters():
+        parameter.data.add_(scale * torch.randn_like(parameter))
+
+
+def test_caption_dropout_uses_null_embedding():
+    pipeline = tiny_pipeline()
+    drop = torch.tensor([True, False, True])
+    text = pipeline.encode_text(CAPTIONS[:3], drop)
+    plain = pipeline.encode_text(CAPTIONS[:3])
+    null = pipeline.text_encoder.null(1).states[0, 0]
+    for row in (0, 2):
+        torch.testing.assert_close(text.states[row, 0], null)
+        assert text.mask[row].tolist() == [True] + [False] * (text.mask.shape[1] - 1)
+    torch.testing.assert_close(text.states[1], plain.states[1])
+    assert torch.equal(text.mask[1], plain.mask[1])
+
+
+def test_training_dropout_trains_the_null_embedding_only_when_dropping():
+    videos = torch.randn(4, 3, 4, 8, 8)
+    for probability, expect_gradient in ((0.0, False), (0.9, True)):
+        pipeline = tiny_pipeline(caption_dropout_prob=probability)
+        _perturb(pipeline)
+        pipeline.train()
+        pipeline.training_loss(videos, CAPTIONS, generator=torch.Generator().manual_seed(0)).backward()
+        gradient = pipeline.text_encoder.null_embedding.grad
+        assert (gradient is not None and gradient.abs().sum() > 0) == expect_gradient
+
+
+def test_no_caption_dropout_in_eval_mode():
+    pipeline = tiny_pipeline(caption_dropout_prob=0.9)
+    _perturb(pipeline)
+    pipeline.eval()
+    pipeline.training_loss(torch.randn(4, 3, 4, 8, 8), CAPTIONS, generator=torch.Generator().manual_seed(0)).backward()
+    gradient = pipeline.text_encoder.null_embedding.grad
+    assert gradient is None or gradient.abs().sum() == 0
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_training_target_per_prediction_type(prediction_type):
+    pipeline = tiny_pipeline(prediction_type=prediction_type)
+    videos, noise = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 3, 4, 8, 8)
+    timesteps = torch.tensor([10, 900])
+    alpha_bar = pipeline.scheduler.alphas_cumprod[timesteps].view(2, 1, 1, 1, 1)
+    expected = {"epsilon": noise, "sample": videos, "v_prediction": alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * videos}[prediction_type]
+    torch.testing.assert_close(pipeline.target(videos, noise, timesteps), expected)
+
+
+@pytest.mark.parametrize("prediction_type,formula", [
+    ("epsilon", lambda snr, gamma: torch.clamp(snr, max=gamma) / snr),
+    ("v_prediction", lambda snr, gamma: torch.clamp(snr, max=gamma) / (snr + 1)),
+    ("sample", lambda snr, gamma: torch.clamp(snr, max=gamma)),
+])
+def test_min_snr_weights(prediction_type, formula):
+    pipeline = tiny_pipeline(prediction_type=prediction_type, loss_weighting="min_snr", min_snr_gamma=5.0)
+    timesteps = torch.tensor([0, 100, 500, 999])
+    alpha_bar = pipeline.scheduler.alphas_cumprod[timesteps]
+    snr = alpha_bar / (1 - alpha_bar)
+    torch.testing.assert_close(pipeline.loss_weights(timesteps), formula(snr, 5.0).float())
+    assert tiny_pipeline(loss_weighting="mse").loss_weights(timesteps).eq(1).all()
+
+
+def test_swapping_captions_changes_the_prediction_after_a_few_steps():
+    """Zero-initialised branches must not leave the text disconnected: after training on two clips that differ
+    only through their captions, the right caption gives a lower loss than the swapped one."""
+    torch.manual_seed(0)
+    pipeline = tiny_pipeline(caption_dropout_prob=0.0, loss_weighting="mse")
+    videos = torch.stack([torch.full((3, 4, 8, 8), 0.8), torch.full((3, 4, 8, 8), -0.8)])  # (2, c, f, h, w)
+    captions = ["hello there", "thank you very much"]
+    optimizer = torch.optim.Adam([p for p in pipeline.parameters() if p.requires_grad], lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    pipeline.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        pipeline.training_loss(videos, captions, generator=generator).backward()
+        optimizer.step()
+    pipeline.eval()
+    with torch.no_grad():
+        timesteps = torch.tensor([800, 800])
+        noise = torch.randn(videos.shape, generator=torch.Generator().manual_seed(1))
+        right = pipeline.per_sample_loss(videos, pipeline.encode_text(captions), timesteps, noise).mean()
+        swapped = pipeline.per_sample_loss(videos, pipeline.encode_text(captions[::-1]), timesteps, noise).mean()
+    assert swapped > 2 * right, (float(right), float(swapped))
+
+
+def test_sampling_returns_uint8_video_and_is_seeded():
+    pipeline = tiny_pipeline()
+    _perturb(pipeline)
+    videos = pipeline(["hello there", "good morning"], num_inference_steps=3, generator=torch.Generator().manual_seed(0), progress=False)
+    assert videos.shape == (2, 4, 8, 8, 3) and videos.dtype == torch.uint8
+    again = pipeline(["hello there", "good morning"], num_inference_steps=3, generator=torch.Generator().manual_seed(0), progress=False)
+    assert torch.equal(videos, again)
+    other_shape = pipeline("hello there", num_frames=2, height=16, width=8, num_inference_steps=2, progress=False)
+    assert other_shape.shape == (1, 2, 16, 8, 3)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+def test_guidance_uses_the_training_null_embedding(sampler):
+    pipeline = tiny_pipeline()
+    _perturb(pipeline)
+    seen = []
+    handle = pipeline.unet.register_forward_hook(lambda module, args, output: seen.append((args[2].clone(), args[3].clone())))
+    pipeline(["hello there"], num_inference_steps=2, guidance_scale=3.0, scheduler=sampler, progress=False)
+    handle.remove()
+    states, mask = seen[0]
+    assert states.shape[0] == 2  # conditional row, then null row
+    torch.testing.assert_close(states[1, 0], pipeline.text_encoder.null_embedding[0, 0])
+    assert mask[1].tolist() == [True] + [False] * (mask.shape[1] - 1)
+
+
+def test_guidance_scale_one_is_plain_conditional_sampling():
+    pipeline = tiny_pipeline()
+    _perturb(pipeline)
+    calls = []
+    handle = pipeline.unet.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    pipeline(["hello there"], num_inference_steps=2, guidance_scale=1.0, progress=False)
+    handle.remove()
+    assert calls == [1, 1]
+    with pytest.raises(ValueError, match="guidance_scale"):
+        pipeline(["hello there"], guidance_scale=0.5, progress=False)
+
+
+def test_save_and_load_round_trip_with_ema(tmp_path):
+    from text2sign.models.ema import ExponentialMovingAverage
+
+    pipeline = tiny_pipeline()
+    _perturb(pipeline)
+    pipeline.ema = ExponentialMovingAverage(pipeline)
+    for parameter in pipeline.unet.parameters():
+        parameter.data.add_(0.1)  # live weights now differ from the EMA
+    pipeline.save_pretrained(tmp_path)
+    loaded = TextToSignPipeline.from_pretrained(tmp_path)
+    assert loaded.config == pipeline.config and loaded.unet.config == pipeline.unet.config
+    for use_ema in (True, False):
+        expected = pipeline(["hello there"], num_inference_steps=2, generator=torch.Generator().manual_seed(0), use_ema=use_ema, progress=False)
+        actual = loaded(["hello there"], num_inference_steps=2, generator=torch.Generator().manual_seed(0), use_ema=use_ema, progress=False)
+        assert torch.equal(expected, actual)
+
+
+def test_mismatched_text_dim_is_a_clear_error():
+    from text2sign.models.unet3d import UNet3D
+    from tiny_models import tiny_text_encoder, tiny_unet_config
+    from text2sign.models.scheduler import make_scheduler, SchedulerConfig
+
+    with pytest.raises(ValueError, match="text_dim"):
+        TextToSignPipeline(UNet3D(tiny_unet_config(text_dim=7)), make_scheduler("ddim", SchedulerConfig()), tiny_text_encoder())
+
+
+def test_pipeline_config_validation():
+    with pytest.raises(ValueError, match="caption_dropout_prob"):
+        PipelineConfig(caption_dropout_prob=1.0)
+    with pytest.raises(ValueError, match="sampler"):
+        PipelineConfig(sampler="euler")
