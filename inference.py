@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Generate sign-language videos for prompts from a trained checkpoint.
+
+    python inference.py --checkpoint ./checkpoints --prompts "Hello" "How are you?" --format gif
+    python inference.py --checkpoint ./checkpoints/step_0010000 --prompts_file prompts.txt --scheduler dpm --num_inference_steps 20
+
+--checkpoint takes a checkpoint directory, a training output directory (its best checkpoint, else the
+latest) or the old `DIR/best_model.pt` spelling. Writes one file per prompt plus generation.json with
+every setting used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+VIDEO_FORMATS = ("gif", "mp4", "frames", "grid")
+SAMPLERS = ("ddim", "ddpm", "dpm")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint dir, training output dir, or DIR/best_model.pt")
+    prompts = parser.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--prompts", nargs="+", help="one or more prompts")
+    prompts.add_argument("--prompts_file", help="text file, one prompt per line (blank lines ignored)")
+    parser.add_argument("--num_inference_steps", type=int, default=50, help="denoising steps (default 50; dpm needs ~20)")
+    parser.add_argument("--scheduler", choices=SAMPLERS, default="ddim", help="sampler (default ddim)")
+    parser.add_argument("--guidance_scale", type=float, default=4.0, help="classifier-free guidance; 1 = none (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the initial noise")
+    parser.add_argument("--batch_size", type=int, default=4, help="prompts generated together")
+    parser.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=True, help="sample with the EMA weights (default on)")
+    parser.add_argument("--num_frames", type=int, help="frames to generate (default: as trained)")
+    parser.add_argument("--image_size", type=int, help="frame size to generate (default: as trained)")
+    parser.add_argument("--output_dir", default="outputs", help="where videos and generation.json go (default outputs)")
+    parser.add_argument("--format", choices=VIDEO_FORMATS, default="gif", help="gif, mp4, frames (PNG folder) or grid (one PNG)")
+    parser.add_argument("--fps", type=float, default=8.0, help="frames per second of written videos")
+    parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu", help="torch device (default cuda if available)")
+    return parser.parse_args(argv)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.prompts is not None:
+        prompts = [prompt.strip() for prompt in args.prompts]
+    else:
+        path = Path(args.prompts_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--prompts_file {path} does not exist")
+        prompts = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    prompts = [prompt for prompt in prompts if prompt]
+    if not prompts:
+        raise ValueError("no non-empty prompts given")
+    return prompts
+
+
+def generate(args: argparse.Namespace) -> list[Path]:
+    import torch
+
+    from text2sign.models.pipeline import TextToSignPipeline
+    from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
+    from text2sign.video_io import slugify, write_video
+
+    if args.num_inference_steps < 1 or args.batch_size < 1 or args.fps <= 0:
+        raise ValueError("--num_inference_steps, --batch_size and --fps must be positive")
+    prompts = read_prompts(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint), device=args.device)
+    if args.use_ema and pipeline.ema is None:
+        print("note: this checkpoint has no EMA weights; sampling with the raw weights", file=sys.stderr)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    started = time.time()
+    written: list[Path] = []
+    for start in range(0, len(prompts), args.batch_size):
+        batch = prompts[start:start + args.batch_size]
+        videos = pipeline(
+            batch, num_frames=args.num_frames, height=args.image_size, width=args.image_size,
+            num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+            scheduler=args.scheduler, generator=generator, use_ema=args.use_ema,
+        )  # (b, f, h, w, 3) uint8
+        for offset, (prompt, video) in enumerate(zip(batch, videos)):
+            written.append(write_video(output_dir / f"{start + offset:03d}_{slugify(prompt)}", video, args.format, args.fps))
+    settings = {
+        **{key: value for key, value in vars(args).items() if key not in ("prompts", "prompts_file")},
+        "prompts": prompts, "checkpoint_resolved": str(checkpoint), "files": [str(path) for path in written],
+        "num_frames": args.num_frames or pipeline.config.num_frames, "image_size": args.image_size or pipeline.config.image_size,
+        "seconds": round(time.time() - started, 2),
+    }
+    (output_dir / "generation.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    return written
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        written = generate(args)
+    except (ValueError, FileNotFoundError) as error:
+        if os.environ.get("TEXT2SIGN_DEBUG"):
+            raise
+        print(f"inference.py: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

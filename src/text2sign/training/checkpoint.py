@@ -1,0 +1,146 @@
+"""Training checkpoints: one directory per save, written whole or not at all.
+
+Layout of `output_dir/step_000500/`:
+    pipeline/            TextToSignPipeline.save_pretrained (UNet, text encoder, scheduler, EMA weights)
+    training_state.pt    optimizer, LR schedule, grad scaler, step, epoch, data position, RNG states
+    train_config.json    the resolved TrainConfig
+A save is written to `output_dir/.tmp-step_000500/` and renamed when complete: a kill mid-write leaves only
+a `.tmp-` directory, which `latest`/`best` never consider and the next save removes.
+`best.json` names the checkpoint with the lowest validation loss; pruning keeps it and the last N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from text2sign.models.serialization import read_json, write_json
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+TRAINING_STATE_NAME = "training_state.pt"
+BEST_NAME = "best.json"
+TEMP_PREFIX = ".tmp-"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a directory only gets its final name once fully written)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = [(int(match.group(1)), entry) for entry in output_dir.iterdir() if entry.is_dir() and (match := CHECKPOINT_PATTERN.match(entry.name))]
+    return [path for _, path in sorted(found) if (path / TRAINING_STATE_NAME).is_file() and (path / "pipeline").is_dir()]
+
+
+def rng_states() -> dict:
+    """Every RNG a run draws from, in tensors and plain types only (so `weights_only=True` can load it)."""
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "position": int(numpy_state[2]), "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "python": random.getstate(),
+    }
+
+
+def restore_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy_state = states["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = states["python"]
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+
+
+def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state: dict, config_dict: dict) -> Path:
+    """Write a complete checkpoint atomically and return its final path."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    final = output_dir / checkpoint_name(step)
+    temp = output_dir / f"{TEMP_PREFIX}{final.name}"
+    if temp.exists():
+        shutil.rmtree(temp)
+    temp.mkdir()
+    pipeline.save_pretrained(temp / "pipeline")
+    torch.save(training_state, temp / TRAINING_STATE_NAME)
+    write_json(temp / "train_config.json", config_dict)
+    if final.exists():  # re-saving the same step (e.g. the final save right after a periodic one)
+        shutil.rmtree(final)
+    os.replace(temp, final)
+    return final
+
+
+def load_training_state(checkpoint: str | Path) -> dict:
+    """The optimizer/scheduler/RNG state; `weights_only=True`, so a checkpoint cannot run code on load."""
+    return torch.load(Path(checkpoint) / TRAINING_STATE_NAME, map_location="cpu", weights_only=True)
+
+
+def record_best(output_dir: str | Path, checkpoint: Path, validation_loss: float) -> bool:
+    """Point best.json at `checkpoint` if its validation loss beats the recorded one; True if it did."""
+    best = read_best(output_dir)
+    if best is not None and best["validation_loss"] <= validation_loss and (Path(output_dir) / best["checkpoint"]).is_dir():
+        return False
+    write_json(Path(output_dir) / BEST_NAME, {"checkpoint": checkpoint.name, "validation_loss": float(validation_loss)})
+    return True
+
+
+def read_best(output_dir: str | Path) -> dict | None:
+    path = Path(output_dir) / BEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def prune_checkpoints(output_dir: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` checkpoints and the best one, and stale `.tmp-` directories."""
+    output_dir = Path(output_dir)
+    checkpoints = list_checkpoints(output_dir)
+    best = read_best(output_dir)
+    keep = {path.name for path in checkpoints[-keep_last:]} | ({best["checkpoint"]} if best else set())
+    removed = [path for path in checkpoints if path.name not in keep]
+    for path in removed:
+        shutil.rmtree(path)
+    for stale in output_dir.glob(f"{TEMP_PREFIX}*"):
+        shutil.rmtree(stale)
+    return removed
+
+
+def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
+    """Turn what a user passes into a checkpoint directory.
+
+    Accepts a checkpoint directory (`.../step_0001000`), a bare pipeline directory, an output directory
+    (its best checkpoint, else its latest; `prefer="latest"` reverses that), and the prior project's
+    `DIR/best_model.pt` / `DIR/latest_model.pt` spelling, which means DIR's best / latest checkpoint.
+    """
+    path = Path(path)
+    if path.name in ("best_model.pt", "latest_model.pt", "final_model.pt") and not path.is_file():
+        return resolve_checkpoint(path.parent, prefer="best" if path.name == "best_model.pt" else "latest")
+    if (path / "pipeline").is_dir() or (path / "pipeline_config.json").is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a checkpoint directory or the training output directory")
+    checkpoints = list_checkpoints(path)
+    if not checkpoints:
+        raise FileNotFoundError(f"no complete checkpoint in {path} (expected step_NNNNNNN/ directories written by train.py)")
+    best = read_best(path)
+    if prefer == "best" and best is not None and (path / best["checkpoint"]) in checkpoints:
+        return path / best["checkpoint"]
+    return checkpoints[-1]
+
+
+def pipeline_directory(checkpoint: Path) -> Path:
+    """The pipeline inside a checkpoint, or the checkpoint itself if it is a bare pipeline directory."""
+    return checkpoint / "pipeline" if (checkpoint / "pipeline").is_dir() else checkpoint
+
+
+def read_checkpoint_config(checkpoint: str | Path) -> dict:
+    return read_json(Path(checkpoint) / "train_config.json")

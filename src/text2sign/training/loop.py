@@ -1,0 +1,281 @@
+"""train(config): the one training loop, read top to bottom.
+
+Setup (DDP keyed on torchrun's RANK), data, pipeline + EMA + optimizer, optional resume, then the loop:
+forward, backward with accumulation, clip, step, EMA, log, validate/sample/save. The same code runs as one
+CPU process or under `torchrun --nproc_per_node=N train.py ...`; only rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from text2sign.data.config import DataConfig
+from text2sign.data.dataset import SignVideoDataset, collate_batch
+from text2sign.data.split import assign_splits
+from text2sign.models.ema import ExponentialMovingAverage
+from text2sign.models.pipeline import TextToSignPipeline
+from text2sign.models.scheduler import make_scheduler
+from text2sign.models.text_encoder import build_text_encoder
+from text2sign.models.unet3d import UNet3D
+from text2sign.training.checkpoint import (
+    load_training_state, list_checkpoints, pipeline_directory, prune_checkpoints, record_best, resolve_checkpoint,
+    restore_rng_states, rng_states, save_checkpoint,
+)
+from text2sign.training.config import TrainConfig
+from text2sign.training.logging import RunLogger
+from text2sign.training.validation import fixed_noise_validation_loss, write_validation_samples
+
+
+class SkipFirst(torch.utils.data.Sampler):
+    """Yields a sampler's indices after the first `skip`: resuming mid-epoch continues the same order."""
+
+    def __init__(self, sampler: DistributedSampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return iter(list(self.sampler)[self.skip:])
+
+    def __len__(self):
+        return max(len(self.sampler) - self.skip, 0)
+
+
+class DenoisingObjective(torch.nn.Module):
+    """forward = the pipeline's training loss, so DDP can wrap it (the pipeline's own __call__ samples videos)."""
+
+    def __init__(self, pipeline: TextToSignPipeline):
+        super().__init__()
+        self.pipeline = pipeline
+
+    def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator) -> torch.Tensor:
+        return self.pipeline.training_loss(videos, captions, generator=generator)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """Linear warm-up to the base LR, then cosine decay to 0 at total_steps (Loshchilov & Hutter 2017)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def build_pipeline(config: TrainConfig, captions: list[str]) -> TextToSignPipeline:
+    text_encoder = build_text_encoder(config.text_encoder_config(), captions=captions)
+    unet = UNet3D(config.unet_config(text_dim=text_encoder.output_dim))
+    scheduler = make_scheduler("ddpm", config.scheduler_config())
+    return TextToSignPipeline(unet, scheduler, text_encoder, config.pipeline_config())
+
+
+def train(config: TrainConfig) -> dict:
+    # ---------------------------------------------------------------- setup: processes, device, seeds
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        # NCCL on GPUs, gloo on CPU: the same script trains on a laptop and on a GPU node.
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        rank, world_size, local_rank = dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"])
+    else:
+        rank, world_size, local_rank = 0, 1, 0
+    is_main = rank == 0
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~free speed on Ampere+, no visible quality cost
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(config.seed)  # same on every rank: identical initial weights (DDP also broadcasts them)
+    output_dir = Path(config.output_dir)
+    autocast_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[config.mixed_precision]
+    if autocast_dtype is torch.float16 and device.type != "cuda":
+        raise ValueError("--mixed_precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
+
+    # ---------------------------------------------------------------- data
+    def dataset(frame_sampling: str, verbose: bool) -> SignVideoDataset:
+        return SignVideoDataset(DataConfig(
+            data_dir=config.data_dir, num_frames=config.num_frames, image_size=config.image_size, frame_sampling=frame_sampling,
+            cache_dir=config.data_cache, seed=config.seed, verbose=verbose and is_main,
+        ))
+    training_clips = dataset("random", verbose=True)  # random frame windows, drawn from (seed, epoch, index)
+    evaluation_clips = dataset("uniform", verbose=False)  # uniform frames: validation compares like with like
+    sides = assign_splits(training_clips.names, config.val_fraction, config.group_pattern)
+    train_indices = [index for index, side in enumerate(sides) if side == "train"]
+    val_indices = [index for index, side in enumerate(sides) if side == "val"]
+    if val_indices:
+        validation_name = "val_loss"
+    else:
+        # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and measure the
+        # checkpoint-ranking loss on fixed training clips with fixed noise, named so in the logs.
+        train_indices, val_indices, validation_name = list(range(len(training_clips))), list(range(len(training_clips))), "train_fixed_loss"
+    train_set = Subset(training_clips, train_indices)
+    val_set = Subset(evaluation_clips, val_indices)
+    train_captions = [training_clips.captions[index] for index in train_indices]
+    per_rank_batch = config.batch_size
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
+    batches_per_epoch = len(sampler) // per_rank_batch
+    if batches_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training clips cannot fill one batch of {per_rank_batch} on each of {world_size} process(es); lower --batch_size")
+    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
+    total_steps = config.max_steps or steps_per_epoch * config.num_epochs
+
+    # ---------------------------------------------------------------- model, EMA, optimizer
+    step, epoch, batches_done_in_epoch = 0, 0, 0
+    resume_from = None
+    if config.resume:
+        resume_from = list_checkpoints(output_dir)[-1] if config.resume == "latest" and list_checkpoints(output_dir) else None
+        if config.resume != "latest":
+            resume_from = resolve_checkpoint(config.resume, prefer="latest")
+        if resume_from is None and is_main:
+            print(f"--resume latest: no checkpoint in {output_dir} yet, starting fresh")
+    if resume_from is not None:
+        pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(resume_from))  # config + weights from the checkpoint, strictly
+    else:
+        pipeline = build_pipeline(config, train_captions)
+    pipeline.to(device)
+    if pipeline.ema is None:
+        pipeline.ema = ExponentialMovingAverage(pipeline, config.ema_max_decay)
+    ema = pipeline.ema.to(device)
+    if config.compile:
+        pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
+    trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type == "cuda")
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.warmup_steps, total_steps))
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)  # bf16 needs no loss scaling
+    noise_generator = torch.Generator().manual_seed(config.seed + rank)  # timesteps, noise and caption dropout
+    if resume_from is not None:
+        state = load_training_state(resume_from)
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        scaler.load_state_dict(state["scaler"])
+        step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
+        restore_rng_states(state["rng"])
+        noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
+    objective = DenoisingObjective(pipeline)
+    model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
+
+    logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
+    if is_main:
+        logger.info(f"{pipeline.unet.num_parameters() / 1e6:.1f}M UNet parameters, {sum(p.numel() for p in trainable) / 1e6:.1f}M trainable in all; "
+                    f"{len(train_set)} training clips, {len(val_set)} for {validation_name}, {steps_per_epoch} steps/epoch, {total_steps} steps" + (f"; resumed from {resume_from}" if resume_from else ""))
+
+    def checkpoint_now() -> None:
+        """Validation loss (EMA weights, fixed timesteps and noise), then an atomic save (rank 0)."""
+        validation_loss = fixed_noise_validation_loss(pipeline, val_set, device)
+        logger.log({validation_name: validation_loss}, step)
+        generator_states = gather_generator_states(noise_generator, world_size)  # a collective: every rank calls it
+        if not is_main:
+            return
+        training_state = {
+            "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
+            "step": step, "epoch": epoch, "batches_done_in_epoch": batches_done_in_epoch, "rng": rng_states(),
+            "noise_generators": generator_states,
+        }
+        path = save_checkpoint(output_dir, step, pipeline, training_state, config.to_dict())
+        record_best(output_dir, path, validation_loss)
+        prune_checkpoints(output_dir, config.keep_last)
+
+    # ---------------------------------------------------------------- the loop
+    consecutive_nonfinite, skipped_steps, last_saved = 0, 0, step
+    while step < total_steps and epoch < (config.num_epochs if config.max_steps is None else math.inf):
+        sampler.set_epoch(epoch)
+        training_clips.set_epoch(epoch)
+        loader = DataLoader(
+            train_set, batch_size=per_rank_batch, sampler=SkipFirst(sampler, batches_done_in_epoch * per_rank_batch),
+            num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_batch,
+        )
+        remaining = batches_per_epoch - batches_done_in_epoch
+        micro_in_group, group_size, group_loss, group_finite = 0, 0, 0.0, True
+        for batch in loader:
+            if micro_in_group == 0:
+                # The last group of an epoch may be short: divide by its real size so the gradient is a mean.
+                group_size = min(config.gradient_accumulation_steps, remaining)
+            videos = batch["video"].to(device, non_blocking=True)  # (b, c, f, h, w) in [-1, 1]
+            last_micro = micro_in_group + 1 == group_size
+            sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()  # all-reduce grads once per group
+            with sync, torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                loss = model(videos, list(batch["caption"]), generator=noise_generator)
+                scaler.scale(loss / group_size).backward()
+            group_finite &= bool(torch.isfinite(loss.detach()))
+            group_loss += loss.item() / group_size
+            micro_in_group += 1
+            remaining -= 1
+            batches_done_in_epoch += 1
+            if not last_micro:
+                continue
+
+            # ---- optimizer step for one accumulated group
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)  # returns the norm before clipping
+            finite = torch.tensor(float(group_finite and bool(torch.isfinite(grad_norm))), device=device)
+            if distributed:
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together
+            micro_in_group, group_finite = 0, True
+            if finite.item() == 0:
+                optimizer.zero_grad(set_to_none=True)
+                scaler.update()
+                consecutive_nonfinite += 1
+                skipped_steps += 1
+                logger.warn(f"step {step}: non-finite loss or gradient, step skipped ({consecutive_nonfinite} in a row)")
+                if consecutive_nonfinite >= config.max_nonfinite_steps:
+                    raise RuntimeError(
+                        f"{consecutive_nonfinite} consecutive non-finite steps at step {step}: training diverged. "
+                        "Lower --learning_rate, use --mixed_precision bf16 instead of fp16, or resume from an earlier checkpoint."
+                    )
+                group_loss = 0.0
+                continue
+            consecutive_nonfinite = 0
+            scaler.step(optimizer)
+            scaler.update()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.update(pipeline)
+            step += 1
+
+            if step % config.log_every == 0 or step == total_steps:
+                logged_loss = torch.tensor(group_loss, device=device)
+                if distributed:
+                    dist.all_reduce(logged_loss)  # sum over ranks (gloo has no AVG) ...
+                    logged_loss /= world_size  # ... so the logged loss is the mean over ranks
+                logger.log({"loss": logged_loss.item(), "lr": lr_schedule.get_last_lr()[0], "grad_norm": float(grad_norm),
+                            "ema_decay": ema.decay(), "epoch": epoch, "skipped_steps": skipped_steps}, step)
+            logger.progress(step, group_loss, lr_schedule.get_last_lr()[0])
+            group_loss = 0.0
+            if step % config.save_every == 0:
+                checkpoint_now()
+                last_saved = step
+            if step % config.sample_every == 0 and is_main:
+                paths = write_validation_samples(pipeline, config, output_dir / "samples" / f"step_{step:07d}")
+                logger.log_videos(paths, step)
+            if step >= total_steps:
+                break
+        if step >= total_steps and batches_done_in_epoch < batches_per_epoch:
+            break  # stopped mid-epoch by max_steps: keep the data position for a later resume
+        epoch, batches_done_in_epoch = epoch + 1, 0
+
+    if last_saved != step:  # decided from loop state, not the filesystem: every rank must agree on collectives
+        checkpoint_now()
+    logger.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    final = list_checkpoints(output_dir)[-1] if is_main else None
+    return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None}
+
+
+def gather_generator_states(generator: torch.Generator, world_size: int) -> list[torch.Tensor]:
+    """Every rank's noise-generator state, so a resumed DDP run draws what the uninterrupted one would have."""
+    state = generator.get_state()
+    if world_size == 1:
+        return [state]
+    states = [torch.empty_like(state) for _ in range(world_size)]
+    dist.all_gather_object(states, state)
+    return states

@@ -1,0 +1,91 @@
+"""Writing generated videos: GIF, MP4, a folder of PNG frames, or one PNG grid of all frames.
+
+Frames are uint8 (f, h, w, 3), as the pipeline returns them. GIFs are what the training data is made of
+and what wandb shows (`wandb.Video(path)` takes a written GIF; its numpy path would need moviepy).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from PIL import Image
+
+FORMATS = ("gif", "mp4", "frames", "grid")
+
+
+def _as_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    frames = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (f, h, w, 3), got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def write_gif(path: str | Path, frames, fps: float = 8.0) -> Path:
+    """Looping GIF; each frame gets its own palette (Pillow's default adaptive quantisation)."""
+    frames = _as_numpy(frames)
+    images = [Image.fromarray(frame) for frame in frames]
+    duration_ms = int(round(1000 / fps))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return Path(path)
+
+
+def write_mp4(path: str | Path, frames, fps: float = 8.0) -> Path:
+    """H.264 MP4 through the ffmpeg binary that imageio-ffmpeg ships; sizes are padded to even numbers."""
+    frames = _as_numpy(frames)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    iio.imwrite(path, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1)
+    return Path(path)
+
+
+def write_frames(directory: str | Path, frames) -> Path:
+    frames = _as_numpy(frames)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(directory / f"frame_{index:03d}.png")
+    return directory
+
+
+def frames_grid(frames, columns: int | None = None) -> np.ndarray:
+    """All frames tiled row by row into one image, (rows*h, columns*w, 3)."""
+    frames = _as_numpy(frames)
+    count, height, width, _ = frames.shape
+    columns = columns or min(count, 8)
+    rows = math.ceil(count / columns)
+    grid = np.zeros((rows * height, columns * width, 3), dtype=np.uint8)
+    for index, frame in enumerate(frames):
+        row, column = divmod(index, columns)
+        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = frame
+    return grid
+
+
+def write_grid(path: str | Path, frames, columns: int | None = None) -> Path:
+    Image.fromarray(frames_grid(frames, columns)).save(path)
+    return Path(path)
+
+
+def write_video(path_without_suffix: str | Path, frames, video_format: str = "gif", fps: float = 8.0) -> Path:
+    """Write in one of FORMATS; returns the file (or folder) written."""
+    base = Path(path_without_suffix)
+    if video_format == "gif":
+        return write_gif(base.with_suffix(".gif"), frames, fps)
+    if video_format == "mp4":
+        return write_mp4(base.with_suffix(".mp4"), frames, fps)
+    if video_format == "frames":
+        return write_frames(base, frames)
+    if video_format == "grid":
+        return write_grid(base.with_suffix(".png"), frames)
+    raise ValueError(f"unknown format {video_format!r}: choose one of {FORMATS}")
+
+
+def slugify(text: str, max_length: int = 60) -> str:
+    """A file-name-safe version of a prompt: 'How are you?' -> 'how_are_you'."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:max_length] or "prompt"

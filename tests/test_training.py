@@ -1,0 +1,198 @@
+"""The training loop end to end on tiny synthetic clips: resume, accumulation, atomic checkpoints, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from text2sign.training.checkpoint import list_checkpoints, resolve_checkpoint, save_checkpoint
+from text2sign.training.config import TrainConfig, config_from_preset
+from text2sign.training.loop import train
+from text2sign.video_io import write_gif
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTIONS = ["hello", "thank you", "how are you", "good morning", "see you later", "my name is"]
+
+
+def make_clips(folder: Path, count: int = 6, frames: int = 6, size: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        video = rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8)
+        write_gif(folder / f"clip_{index:02d}.gif", video)
+        (folder / f"clip_{index:02d}.txt").write_text(CAPTIONS[index % len(CAPTIONS)] + "\n")
+    return folder
+
+
+def tiny_config(data_dir, output_dir, **overrides) -> TrainConfig:
+    values = dict(
+        data_dir=str(data_dir), output_dir=str(output_dir), num_frames=4, image_size=8, model_channels=32, channel_mult=(1, 1),
+        num_res_blocks=1, attention_levels=(1,), batch_size=2, num_workers=0, warmup_steps=2, learning_rate=1e-3,
+        val_fraction=0.0, log_every=1, save_every=1000, sample_every=1000, sample_steps=2, max_steps=4, seed=0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def unet_weights(checkpoint: Path) -> dict:
+    return load_file(str(checkpoint / "pipeline" / "unet" / "model.safetensors"))
+
+
+def metrics(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ten_steps_then_resume_ten_matches_twenty_straight(tmp_path):
+    data = make_clips(tmp_path / "data")  # 6 clips, batch 2: step 10 is mid-epoch, so the data position matters
+    straight = tiny_config(data, tmp_path / "straight", max_steps=20, save_every=10, keep_last=5, caption_dropout_prob=0.5)
+    train(straight)
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    (resumed_dir / "step_0000010").symlink_to(tmp_path / "straight" / "step_0000010", target_is_directory=True)
+    train(tiny_config(data, resumed_dir, max_steps=20, save_every=10, keep_last=5, caption_dropout_prob=0.5, resume="latest"))
+    expected, actual = unet_weights(tmp_path / "straight" / "step_0000020"), unet_weights(resumed_dir / "step_0000020")
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=key)
+    ema_expected = load_file(str(tmp_path / "straight" / "step_0000020" / "pipeline" / "ema.safetensors"))
+    ema_actual = load_file(str(resumed_dir / "step_0000020" / "pipeline" / "ema.safetensors"))
+    for key in ema_expected:
+        torch.testing.assert_close(ema_actual[key], ema_expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_grad_accumulation_matches_full_batch(tmp_path, monkeypatch):
+    """batch 4 x 1 and batch 2 x 2 see the same clips; with a loss that is a mean over clips, the pre-clip
+    gradient norms must agree (a sum instead of a mean would double them; a no-op setting would halve the data)."""
+    from text2sign.models.pipeline import TextToSignPipeline
+
+    def deterministic_loss(self, videos, captions, generator=None):
+        timesteps = torch.full((videos.shape[0],), 500, dtype=torch.long)
+        noise = torch.sin(videos * 37.0)  # fixed per clip, independent of batch composition
+        return self.per_sample_loss(videos, self.encode_text(captions), timesteps, noise).mean()
+
+    monkeypatch.setattr(TextToSignPipeline, "training_loss", deterministic_loss)
+    data = make_clips(tmp_path / "data", count=4)
+    full = tiny_config(data, tmp_path / "full", batch_size=4, gradient_accumulation_steps=1, max_steps=3)
+    accumulated = tiny_config(data, tmp_path / "accumulated", batch_size=2, gradient_accumulation_steps=2, max_steps=3)
+    train(full)
+    train(accumulated)
+    full_norms = [row["grad_norm"] for row in metrics(tmp_path / "full") if "grad_norm" in row]
+    accumulated_norms = [row["grad_norm"] for row in metrics(tmp_path / "accumulated") if "grad_norm" in row]
+    assert len(full_norms) == len(accumulated_norms) == 3
+    np.testing.assert_allclose(accumulated_norms, full_norms, rtol=1e-4)
+
+
+def test_partial_accumulation_is_flushed_at_epoch_end(tmp_path):
+    data = make_clips(tmp_path / "data")  # 6 clips / batch 2 = 3 micro-batches: groups of 2 and 1
+    train(tiny_config(data, tmp_path / "run", gradient_accumulation_steps=2, max_steps=None, num_epochs=2))
+    rows = [row for row in metrics(tmp_path / "run") if "loss" in row]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4]
+    assert [row["epoch"] for row in rows] == [0, 0, 1, 1]
+
+
+def test_interrupted_checkpoint_is_never_picked_as_latest(tmp_path, monkeypatch):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=2, save_every=2))
+    assert [path.name for path in list_checkpoints(output)] == ["step_0000002"]
+
+    import text2sign.training.checkpoint as checkpoint_module
+
+    def killed_mid_write(*args, **kwargs):
+        raise KeyboardInterrupt("simulated kill while writing the training state")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", killed_mid_write)
+    from text2sign.models.pipeline import TextToSignPipeline
+
+    pipeline = TextToSignPipeline.from_pretrained(output / "step_0000002" / "pipeline")
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(output, 4, pipeline, {}, {})
+    assert (output / ".tmp-step_0000004").is_dir()  # the half-written save exists ...
+    (output / "step_0000006").mkdir()  # ... and so does a directory someone half-copied by hand
+    assert [path.name for path in list_checkpoints(output)] == ["step_0000002"]  # neither is a checkpoint
+    assert resolve_checkpoint(output, prefer="latest").name == "step_0000002"
+
+
+def test_checkpoint_paths_resolve_like_the_old_best_model_pt(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=4, save_every=2, keep_last=1))
+    best = json.loads((output / "best.json").read_text())["checkpoint"]
+    assert resolve_checkpoint(output / "best_model.pt").name == best
+    assert resolve_checkpoint(output / "latest_model.pt").name == "step_0000004"
+    kept = {path.name for path in list_checkpoints(output)}
+    assert kept == {"step_0000004", best}  # keep_last=1 plus the best
+
+
+def test_training_state_loads_with_weights_only(tmp_path):
+    data = make_clips(tmp_path / "data")
+    train(tiny_config(data, tmp_path / "run", max_steps=2))
+    state = torch.load(tmp_path / "run" / "step_0000002" / "training_state.pt", weights_only=True)
+    assert state["step"] == 2 and "optimizer" in state and "rng" in state
+
+
+def test_loss_goes_down_on_repeated_clips(tmp_path):
+    data = make_clips(tmp_path / "data", count=2)
+    train(tiny_config(data, tmp_path / "run", max_steps=30, caption_dropout_prob=0.0, learning_rate=3e-3, loss_weighting="mse"))
+    losses = [row["loss"] for row in metrics(tmp_path / "run") if "loss" in row]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_wandb_offline_writes_a_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    data = make_clips(tmp_path / "data")
+    train(tiny_config(data, tmp_path / "run", max_steps=2, wandb=True, sample_every=2, validation_prompts=("hello",)))
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    assert list((tmp_path / "run" / "samples").rglob("*.gif"))
+
+
+def _run_script(*args, env=None, timeout=180):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--data_dir", "/no/such/folder"], "not a directory"),
+    (["--preset", "huge"], "unknown preset"),
+    (["--image_size", "30"], "divisible"),
+    (["--batch_size", "0"], "batch_size"),
+])
+def test_bad_flags_exit_nonzero_with_one_line(tmp_path, flags, message):
+    data = make_clips(tmp_path / "data", count=2)
+    result = _run_script("train.py", "--data_dir", str(data), "--output_dir", str(tmp_path / "out"), *flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_preset_values_and_overrides():
+    small = config_from_preset("small", batch_size=8)
+    assert (small.model_channels, small.image_size, small.num_frames, small.batch_size) == (64, 32, 8, 8)
+    assert config_from_preset("large").image_size == 128
+    with pytest.raises(ValueError, match="no fields"):
+        config_from_preset("small", channels=3)
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
+    data = make_clips(tmp_path / "data", count=8)
+    output = tmp_path / "ddp"
+    command = [
+        "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "train.py", "--data_dir", str(data),
+        "--output_dir", str(output), "--preset", "small", "--num_frames", "4", "--image_size", "8", "--model_channels", "32",
+        "--channel_mult", "1", "1", "--attention_levels", "1", "--num_res_blocks", "1", "--batch_size", "2", "--max_steps", "3",
+        "--save_every", "3", "--num_workers", "0", "--log_every", "1", "--val_fraction", "0",
+    ]
+    result = _run_script(*command, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [path.name for path in list_checkpoints(output)] == ["step_0000003"]
+    rows = [row for row in metrics(output) if "loss" in row]
+    assert [row["step"] for row in rows] == [1, 2, 3]  # rank 0 alone logs: one row per step, not two
