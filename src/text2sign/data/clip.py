@@ -1,0 +1,47 @@
+"""One GIF file -> num_frames uint8 frames at image_size, the path shared by the dataset and the cache."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import astuple, dataclass
+
+import numpy as np
+
+from text2sign.data.config import DataConfig
+from text2sign.data.frames import frame_timeline, resize_frame, select_positions
+from text2sign.data.gif import decode_gif_frames, parse_gif_layout
+from text2sign.data.skips import read_file
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    num_source_frames: int
+    width: int  # logical screen size of the GIF
+    height: int
+    duration_ms: int
+    timeline_length: int  # frames to choose from: source frames, or ticks at target_fps
+
+    def as_row(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+CLIP_INFO_FIELDS = ("num_source_frames", "width", "height", "duration_ms", "timeline_length")
+
+
+def load_clip(path: str | os.PathLike, config: DataConfig, rng: np.random.Generator | None = None) -> tuple[np.ndarray, ClipInfo]:
+    """(frames (num_frames, image_size, image_size, 3) uint8, info); UnreadableFileError for a broken file.
+
+    rng is used only when config.frame_sampling == "random".
+    """
+    path = str(path)
+    data = read_file(path)
+    layout = parse_gif_layout(data, path, config.max_frame_pixels)
+    timeline = frame_timeline(layout.frame_durations_ms, config.target_fps)  # (L,) source frame per step
+    positions = select_positions(len(timeline), config.num_frames, config.frame_sampling, rng)  # (f,)
+    source_indices = timeline[positions]  # (f,) may repeat: held last frame, or fps above the source's
+    decoded = decode_gif_frames(
+        data, path, sorted(set(source_indices.tolist())), lambda frame: resize_frame(frame, config.image_size, config.resize_mode)
+    )
+    frames = np.stack([decoded[index] for index in source_indices.tolist()])  # (f, h, w, c)
+    info = ClipInfo(layout.num_frames, layout.width, layout.height, layout.duration_ms, len(timeline))
+    return frames, info
