@@ -160,11 +160,13 @@ class TextToSignPipeline(nn.Module):
         use_ema: bool = True,
         progress: bool = True,
         output_type: str = "uint8",
+        latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Generate one video per prompt: uint8 (b, f, h, w, 3), or float (b, c, f, h, w) in [-1, 1] with output_type="tensor".
 
         guidance_scale w: noise_pred = uncond + w * (cond - uncond) (Ho & Salimans 2022, eq. 6 rewritten); w = 1 is
-        plain conditional sampling and skips the unconditional pass.
+        plain conditional sampling and skips the unconditional pass. `latents` (b, c, f, h, w) replaces the
+        initial noise x_T drawn from `generator` (e.g. one noise shared by several prompts).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
@@ -190,7 +192,10 @@ class TextToSignPipeline(nn.Module):
             else:
                 text = conditional
             shape = (batch, self.unet.config.in_channels, num_frames, height, width)
-            sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device) * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
+            if latents is not None and tuple(latents.shape) != shape:
+                raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            initial = latents if latents is not None else torch.randn(shape, generator=generator, dtype=torch.float32)
+            sample = initial.to(self.device, torch.float32) * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
             for timestep in tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False):
                 model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
                 timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)

@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Measure whether a trained checkpoint's videos follow their text, and write a report.
+
+    python evaluate.py --checkpoint ./checkpoints --data_dir ./training_data --output_dir eval_out
+    python evaluate.py --checkpoint ./checkpoints/step_0010000 --data_dir ./data --max_clips 32 \\
+        --guidance_scales 1 4 --num_inference_steps 25 --scheduler dpm
+
+One clip per distinct caption is scored: denoising loss under the right, a wrong and no caption; caption
+identification among --num_candidates captions (default: all); and, per guidance scale, samples of every
+caption with each seed (same noise for every prompt), scored by retrieval of the prompt's real clip,
+prompt sensitivity, PSNR/SSIM and motion. Writes evaluation.json, evaluation.md and comparison.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+SAMPLERS = ("ddim", "ddpm", "dpm")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint dir, training output dir, or DIR/best_model.pt")
+    parser.add_argument("--data_dir", required=True, help="folder of NAME.gif + NAME.txt pairs")
+    parser.add_argument("--split", choices=("train", "val"), help="score one split of the data (default: every clip)")
+    parser.add_argument("--num_frames", type=int, help="frames per clip (default: as trained)")
+    parser.add_argument("--image_size", type=int, help="frame size (default: as trained)")
+    parser.add_argument("--max_clips", type=int, help="score at most this many captions, one clip each (default: all)")
+    parser.add_argument("--num_inference_steps", type=int, default=50, help="denoising steps per sample (default 50)")
+    parser.add_argument("--scheduler", choices=SAMPLERS, help="sampler (default: the pipeline's)")
+    parser.add_argument("--guidance_scales", type=float, nargs="+", default=[1.0, 2.0, 4.0, 7.5], help="classifier-free guidance scales to sample with")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="noise seeds, at least 2 (default 0 1)")
+    parser.add_argument("--num_candidates", type=int, help="captions per clip in identification (default: every caption)")
+    parser.add_argument("--batch_size", type=int, default=8, help="forward passes per batch in the loss measures (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the loss noise, wrong captions and candidates (default 0)")
+    parser.add_argument("--fvd_detector", help="path of i3d_torchscript.pt; FVD is computed only if given (needs >= 512 clips)")
+    parser.add_argument("--output_dir", default="evaluation", help="where the report goes (default evaluation)")
+    parser.add_argument("--device", default=None, help="torch device (default cuda if available)")
+    return parser.parse_args(argv)
+
+
+def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
+    import torch
+
+    from text2sign.data.config import DataConfig
+    from text2sign.data.dataset import SignVideoDataset
+    from text2sign.evaluation.conditioning import evaluate_conditioning
+    from text2sign.evaluation.fvd import FrechetVideoDistance
+    from text2sign.evaluation.report import write_report
+    from text2sign.models.pipeline import TextToSignPipeline
+    from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
+
+    if args.num_inference_steps < 1 or args.batch_size < 1:
+        raise ValueError("--num_inference_steps and --batch_size must be positive")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint), device=device)
+    dataset = SignVideoDataset(DataConfig(
+        data_dir=args.data_dir, num_frames=args.num_frames or pipeline.config.num_frames,
+        image_size=args.image_size or pipeline.config.image_size, frame_sampling="uniform", split=args.split, verbose=False,
+    ))
+    fvd_metric = FrechetVideoDistance(args.fvd_detector, device=device) if args.fvd_detector else None
+    result = evaluate_conditioning(
+        pipeline, dataset, seeds=args.seeds, num_inference_steps=args.num_inference_steps, guidance_scales=args.guidance_scales,
+        scheduler=args.scheduler, num_candidates=args.num_candidates, max_clips=args.max_clips, batch_size=args.batch_size,
+        seed=args.seed, fvd_metric=fvd_metric,
+    )
+    result["checkpoint"] = str(checkpoint)
+    result["data_dir"] = str(args.data_dir)
+    videos = result.pop("videos")
+    paths = write_report(result, args.output_dir, videos["real"], videos["generated"], result["prompts"])
+    return result, paths
+
+
+def summary_lines(result: dict) -> list[str]:
+    gap, identification = result["loss_gap"], result["caption_identification"]
+    lines = [
+        f"clips: {result['num_clips']} (one per caption)",
+        f"loss gap (deranged - right): {gap['gap']:.3g} ± {gap['gap_standard_error']:.2g}, relative {gap['relative_gap']:.3g} (chance 0)",
+        f"caption identification ({identification['num_candidates']}-way): {identification['accuracy']:.3f} (chance {identification['chance']:.3f})",
+    ]
+    for label, scores in result["guidance"].items():
+        retrieval = scores["retrieval"]["pixel"]
+        sensitivity = scores["prompt_sensitivity"]["pixel"]
+        lines.append(f"guidance {label}: retrieval top-1 {retrieval['top1']:.3f} (chance {retrieval['chance_top1']:.3f}), "
+                     f"prompt sensitivity same seed {sensitivity['ratio_same_seed']:.3g} (chance 0), PSNR {scores['psnr']:.2f} dB")
+    return lines
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        result, paths = evaluate(args)
+    except (ValueError, FileNotFoundError) as error:
+        if os.environ.get("TEXT2SIGN_DEBUG"):
+            raise
+        message = " ".join(str(error).split())  # one line, even for a message that wraps
+        print(f"evaluate.py: error: {message}", file=sys.stderr)
+        return 2
+    for line in summary_lines(result):
+        print(line)
+    print(f"report: {paths['markdown']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
