@@ -27,6 +27,7 @@ class TrainConfig:
     val_fraction: float = 0.05  # held out by a hash of the clip name; 0 disables validation loss
     group_pattern: str | None = None  # regex on clip names: one group never straddles train/val
     num_workers: int = 2
+    train_frame_sampling: str = "random"  # "random" windows (augmentation) | "uniform" (whole clip; memorisation studies)
     # model
     preset: str = "standard"
     model_channels: int = 128
@@ -54,8 +55,10 @@ class TrainConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 500
+    lr_schedule: str = "cosine"  # "cosine" decay to 0 at the last step | "constant" after warm-up (runs extended by resuming)
     num_epochs: int = 100
     max_steps: int | None = None  # optimizer steps; overrides num_epochs when set
+    max_minutes: float | None = None  # wall-clock budget: checkpoint and stop once exceeded
     max_grad_norm: float = 1.0
     ema_max_decay: float = 0.9999
     max_nonfinite_steps: int = 5  # consecutive NaN/Inf losses tolerated (each skipped) before stopping
@@ -91,6 +94,12 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be cosine or constant, got {self.lr_schedule!r}")
+        if self.train_frame_sampling not in ("random", "uniform"):
+            raise ValueError(f"train_frame_sampling must be random or uniform, got {self.train_frame_sampling!r}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.num_workers < 0 or self.warmup_steps < 0:
             raise ValueError("num_workers and warmup_steps must be >= 0")
         # Building the component configs runs their own checks (divisibility, unknown names) now,

@@ -61,11 +61,13 @@ class DenoisingObjective(torch.nn.Module):
         return self.pipeline.training_loss(videos, captions, generator=generator)
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int):
-    """Linear warm-up to the base LR, then cosine decay to 0 at total_steps (Loshchilov & Hutter 2017)."""
+def warmup_then(schedule: str, warmup_steps: int, total_steps: int):
+    """Linear warm-up to the base LR, then constant or cosine decay to 0 at total_steps (Loshchilov & Hutter 2017)."""
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return factor
@@ -105,7 +107,7 @@ def train(config: TrainConfig) -> dict:
             data_dir=config.data_dir, num_frames=config.num_frames, image_size=config.image_size, frame_sampling=frame_sampling,
             cache_dir=config.data_cache, seed=config.seed, verbose=verbose and is_main,
         ))
-    training_clips = dataset("random", verbose=True)  # random frame windows, drawn from (seed, epoch, index)
+    training_clips = dataset(config.train_frame_sampling, verbose=True)  # random windows are drawn from (seed, epoch, index)
     evaluation_clips = dataset("uniform", verbose=False)  # uniform frames: validation compares like with like
     sides = assign_splits(training_clips.names, config.val_fraction, config.group_pattern)
     train_indices = [index for index, side in enumerate(sides) if side == "train"]
@@ -148,7 +150,7 @@ def train(config: TrainConfig) -> dict:
         pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
     trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type == "cuda")
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.warmup_steps, total_steps))
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then(config.lr_schedule, config.warmup_steps, total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)  # bf16 needs no loss scaling
     noise_generator = torch.Generator().manual_seed(config.seed + rank)  # timesteps, noise and caption dropout
     if resume_from is not None:
@@ -185,7 +187,9 @@ def train(config: TrainConfig) -> dict:
 
     # ---------------------------------------------------------------- the loop
     consecutive_nonfinite, skipped_steps, last_saved = 0, 0, step
-    while step < total_steps and epoch < (config.num_epochs if config.max_steps is None else math.inf):
+    deadline = time.time() + 60 * config.max_minutes if config.max_minutes else math.inf
+    out_of_time = False
+    while not out_of_time and step < total_steps and epoch < (config.num_epochs if config.max_steps is None else math.inf):
         sampler.set_epoch(epoch)
         training_clips.set_epoch(epoch)
         loader = DataLoader(
@@ -255,10 +259,13 @@ def train(config: TrainConfig) -> dict:
             if step % config.sample_every == 0 and is_main:
                 paths = write_validation_samples(pipeline, config, output_dir / "samples" / f"step_{step:07d}")
                 logger.log_videos(paths, step)
-            if step >= total_steps:
+            out_of_time = time.time() > deadline
+            if distributed:  # every rank stops at the same step, or the collectives would hang
+                out_of_time = bool(broadcast_flag(out_of_time, device))
+            if step >= total_steps or out_of_time:
                 break
-        if step >= total_steps and batches_done_in_epoch < batches_per_epoch:
-            break  # stopped mid-epoch by max_steps: keep the data position for a later resume
+        if (step >= total_steps or out_of_time) and batches_done_in_epoch < batches_per_epoch:
+            break  # stopped mid-epoch: keep the data position for a later resume
         epoch, batches_done_in_epoch = epoch + 1, 0
 
     if last_saved != step:  # decided from loop state, not the filesystem: every rank must agree on collectives
@@ -269,6 +276,13 @@ def train(config: TrainConfig) -> dict:
         dist.destroy_process_group()
     final = list_checkpoints(output_dir)[-1] if is_main else None
     return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None}
+
+
+def broadcast_flag(flag: bool, device: torch.device) -> bool:
+    """Rank 0's value of a flag, on every rank."""
+    tensor = torch.tensor(float(flag), device=device)
+    dist.broadcast(tensor, src=0)
+    return bool(tensor.item())
 
 
 def gather_generator_states(generator: torch.Generator, world_size: int) -> list[torch.Tensor]:
