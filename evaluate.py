@@ -14,9 +14,10 @@ prompt sensitivity, PSNR/SSIM and motion. Writes evaluation.json, evaluation.md 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from text2sign.cli import run_with_one_line_errors
 
 SAMPLERS = ("ddim", "ddpm", "dpm")
 
@@ -92,18 +93,15 @@ def summary_lines(result: dict) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> int:
         result, paths = evaluate(args)
-    except (ValueError, FileNotFoundError) as error:
-        if os.environ.get("TEXT2SIGN_DEBUG"):
-            raise
-        message = " ".join(str(error).split())  # one line, even for a message that wraps
-        print(f"evaluate.py: error: {message}", file=sys.stderr)
-        return 2
-    for line in summary_lines(result):
-        print(line)
-    print(f"report: {paths['markdown']}")
-    return 0
+        for line in summary_lines(result):
+            print(line)
+        print(f"report: {paths['markdown']}")
+        return 0
+
+    return run_with_one_line_errors("evaluate.py", body)
 
 
 if __name__ == "__main__":

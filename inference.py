@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+
+from text2sign.cli import run_with_one_line_errors
 
 VIDEO_FORMATS = ("gif", "mp4", "frames", "grid")
 SAMPLERS = ("ddim", "ddpm", "dpm")
@@ -103,16 +104,13 @@ def generate(args: argparse.Namespace) -> list[Path]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        written = generate(args)
-    except (ValueError, FileNotFoundError) as error:
-        if os.environ.get("TEXT2SIGN_DEBUG"):
-            raise
-        print(f"inference.py: error: {error}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(path)
-    return 0
+
+    def body() -> int:
+        for path in generate(args):
+            print(path)
+        return 0
+
+    return run_with_one_line_errors("inference.py", body)
 
 
 if __name__ == "__main__":

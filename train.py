@@ -10,9 +10,10 @@ A preset fills every field; any flag given overrides it by name. Bad input exits
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from text2sign.cli import run_with_one_line_errors
 
 from text2sign.training.config import PRESETS, TrainConfig
 
@@ -81,21 +82,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> int:
         config = config_from_args(args)
         from text2sign.training.loop import train
 
         result = train(config)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input (flags, data, checkpoints) raises ValueError/FileNotFoundError with what to fix: show
-        # that one line. TEXT2SIGN_DEBUG=1 shows the traceback.
-        if os.environ.get("TEXT2SIGN_DEBUG"):
-            raise
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    if result["checkpoint"]:
-        print(f"done: {result['step']} steps, checkpoint {result['checkpoint']}")
-    return 0
+        if result["checkpoint"]:
+            print(f"done: {result['step']} steps, checkpoint {result['checkpoint']}")
+        return 0
+
+    return run_with_one_line_errors("train.py", body)
 
 
 if __name__ == "__main__":

@@ -196,3 +196,20 @@ def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
     assert [path.name for path in list_checkpoints(output)] == ["step_0000003"]
     rows = [row for row in metrics(output) if "loss" in row]
     assert [row["step"] for row in rows] == [1, 2, 3]  # rank 0 alone logs: one row per step, not two
+
+
+def test_wall_clock_budget_stops_with_a_checkpoint_and_samples(tmp_path):
+    data = make_clips(tmp_path / "data")
+    result = train(tiny_config(data, tmp_path / "run", max_steps=1000, max_minutes=1e-4, validation_prompts=("hello",)))
+    assert result["step"] == 1  # the budget is checked after every optimizer step
+    assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["step_0000001"]
+    assert list((tmp_path / "run" / "samples" / "step_0000001").glob("*.gif"))  # a run always ends with samples
+
+
+def test_validation_clips_are_held_out_from_training(tmp_path):
+    data = make_clips(tmp_path / "data", count=40)
+    output = tmp_path / "run"
+    result = train(tiny_config(data, output, max_steps=1, val_fraction=0.2))
+    assert result["validation_metric"] == "val_loss"
+    assert result["validation_clips"] > 0 and result["train_clips"] + result["validation_clips"] == 40
+    assert any("val_loss" in row for row in metrics(output))

@@ -141,7 +141,9 @@ class TrainConfig:
 # channel_mult (1, 2, 2, 2) keeps the standard UNet at ~63M parameters (the (1, 2, 4, 4) of image UNets
 # gave 190M and 7 GB of CPU activations per clip for 64x64x16 video).
 PRESETS: dict[str, TrainConfig] = {
-    "small": TrainConfig(preset="small", model_channels=64, channel_mult=(1, 2, 2), attention_levels=(1, 2), image_size=32, num_frames=8, batch_size=2),
+    # small is the smoke-test size: a short warm-up and frequent saves/samples suit its minutes-long runs.
+    "small": TrainConfig(preset="small", model_channels=64, channel_mult=(1, 2, 2), attention_levels=(1, 2), image_size=32, num_frames=8, batch_size=2,
+                         warmup_steps=50, save_every=250, sample_every=250, sample_steps=20),
     "standard": TrainConfig(preset="standard", model_channels=128, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=64, num_frames=16, batch_size=4),
     "large": TrainConfig(preset="large", model_channels=256, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=128, num_frames=32, batch_size=2),
 }

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from text2sign.data.config import DataConfig
@@ -102,25 +102,24 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("--mixed_precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
 
     # ---------------------------------------------------------------- data
-    def dataset(frame_sampling: str, verbose: bool) -> SignVideoDataset:
+    def dataset(frame_sampling: str, split: str | None = None, verbose: bool = False) -> SignVideoDataset:
         return SignVideoDataset(DataConfig(
             data_dir=config.data_dir, num_frames=config.num_frames, image_size=config.image_size, frame_sampling=frame_sampling,
-            cache_dir=config.data_cache, seed=config.seed, verbose=verbose and is_main,
+            split=split, val_fraction=config.val_fraction, group_pattern=config.group_pattern, cache_dir=config.data_cache,
+            seed=config.seed, verbose=verbose and is_main,
         ))
-    training_clips = dataset(config.train_frame_sampling, verbose=True)  # random windows are drawn from (seed, epoch, index)
-    evaluation_clips = dataset("uniform", verbose=False)  # uniform frames: validation compares like with like
-    sides = assign_splits(training_clips.names, config.val_fraction, config.group_pattern)
-    train_indices = [index for index, side in enumerate(sides) if side == "train"]
-    val_indices = [index for index, side in enumerate(sides) if side == "val"]
-    if val_indices:
-        validation_name = "val_loss"
+    # Training frames: random windows drawn from (seed, epoch, index), or the whole clip; validation always
+    # takes uniform frames so its loss compares like with like.
+    all_clips = dataset(config.train_frame_sampling, verbose=True)
+    has_validation = "val" in assign_splits(all_clips.names, config.val_fraction, config.group_pattern)
+    if has_validation:
+        # Split datasets (not index subsets of one): a clip that fails to decode is replaced by another clip of
+        # its own side, so validation clips can never leak into training.
+        train_set, val_set, validation_name = dataset(config.train_frame_sampling, "train"), dataset("uniform", "val"), "val_loss"
     else:
-        # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and measure the
-        # checkpoint-ranking loss on fixed training clips with fixed noise, named so in the logs.
-        train_indices, val_indices, validation_name = list(range(len(training_clips))), list(range(len(training_clips))), "train_fixed_loss"
-    train_set = Subset(training_clips, train_indices)
-    val_set = Subset(evaluation_clips, val_indices)
-    train_captions = [training_clips.captions[index] for index in train_indices]
+        # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and rank checkpoints by
+        # the loss on fixed training clips with fixed noise, named so in the logs.
+        train_set, val_set, validation_name = all_clips, dataset("uniform"), "train_fixed_loss"
     per_rank_batch = config.batch_size
     sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_rank_batch
@@ -141,11 +140,12 @@ def train(config: TrainConfig) -> dict:
     if resume_from is not None:
         pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(resume_from))  # config + weights from the checkpoint, strictly
     else:
-        pipeline = build_pipeline(config, train_captions)
+        pipeline = build_pipeline(config, train_set.captions)
     pipeline.to(device)
     if pipeline.ema is None:
         pipeline.ema = ExponentialMovingAverage(pipeline, config.ema_max_decay)
     ema = pipeline.ema.to(device)
+    ema.max_decay = config.ema_max_decay  # the ceiling is a training setting: a resumed run uses this run's value
     if config.compile:
         pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
     trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
@@ -191,7 +191,7 @@ def train(config: TrainConfig) -> dict:
     out_of_time = False
     while not out_of_time and step < total_steps and epoch < (config.num_epochs if config.max_steps is None else math.inf):
         sampler.set_epoch(epoch)
-        training_clips.set_epoch(epoch)
+        train_set.set_epoch(epoch)
         loader = DataLoader(
             train_set, batch_size=per_rank_batch, sampler=SkipFirst(sampler, batches_done_in_epoch * per_rank_batch),
             num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_batch,
@@ -270,12 +270,15 @@ def train(config: TrainConfig) -> dict:
 
     if last_saved != step:  # decided from loop state, not the filesystem: every rank must agree on collectives
         checkpoint_now()
+    if is_main and step % config.sample_every != 0:  # a run always ends with samples of its final weights
+        logger.log_videos(write_validation_samples(pipeline, config, output_dir / "samples" / f"step_{step:07d}"), step)
     logger.close()
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
     final = list_checkpoints(output_dir)[-1] if is_main else None
-    return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None}
+    return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None,
+            "train_clips": len(train_set), "validation_clips": len(val_set), "validation_metric": validation_name}
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
