@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Generate videos from a trained checkpoint; presets choose sampling quality, other flags pass through.
+#   ./generate.sh --checkpoint ./checkpoints/best_model.pt --prompts "Hello" "How are you?" "Thank you"
+#   ./generate.sh --small --checkpoint ./checkpoints --prompts "Hello"     # DPM-Solver++ 20 steps: fast
+#   ./generate.sh --large --checkpoint ./checkpoints --prompts_file prompts.txt --format mp4
+set -euo pipefail
+cd "$(dirname "$0")"
+sampling=(--scheduler ddim --num_inference_steps 50)        # standard
+args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --small) sampling=(--scheduler dpm --num_inference_steps 20); shift ;;
+    --standard) sampling=(--scheduler ddim --num_inference_steps 50); shift ;;
+    --large) sampling=(--scheduler ddim --num_inference_steps 100); shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+exec python inference.py "${sampling[@]}" "${args[@]}"
