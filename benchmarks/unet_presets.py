@@ -20,7 +20,7 @@ import sys
 import time
 
 
-def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: bool) -> dict:
+def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: bool, warmup: int) -> dict:
     import torch
 
     from text2sign.models.unet3d import UNet3D
@@ -37,7 +37,7 @@ def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: 
     text_mask = torch.ones(batch_size, 16, dtype=torch.bool, device=device)  # (b, n)
     timesteps = torch.randint(0, 1000, (batch_size,), device=device)
     times = []
-    for index in range(repeats + 1):
+    for index in range(warmup + repeats):
         if device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -45,12 +45,12 @@ def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: 
         model.zero_grad(set_to_none=True)
         if device == "cuda":
             torch.cuda.synchronize()
-        if index:  # the first pass allocates and picks kernels
+        if index >= warmup:  # warm-up passes allocate and pick kernels
             times.append(time.perf_counter() - started)
     return {
         "preset": preset, "device": device, "threads": torch.get_num_threads(), "parameters": model.num_parameters(),
         "video": [batch_size, 3, config.num_frames, config.image_size, config.image_size], "gradient_checkpointing": gradient_checkpointing,
-        "forward_backward_seconds": statistics.median(times), "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "forward_backward_seconds": statistics.median(times), "warmup_passes": warmup, "timed_passes": repeats, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
 
@@ -60,14 +60,15 @@ def main() -> int:
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gradient_checkpointing", action="store_true")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (0 for presets too slow to repeat)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one preset in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.batch_size, args.repeats, args.gradient_checkpointing)))
+        print(json.dumps(measure(args.one, args.batch_size, args.repeats, args.gradient_checkpointing, args.warmup)))
         return 0
     rows = []
     for preset in args.presets:
-        command = [sys.executable, __file__, "--one", preset, "--batch_size", str(args.batch_size), "--repeats", str(args.repeats)]
+        command = [sys.executable, __file__, "--one", preset, "--batch_size", str(args.batch_size), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
         if args.gradient_checkpointing:
             command.append("--gradient_checkpointing")
         finished = subprocess.run(command, capture_output=True, text=True)

@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (two runs side by side: 1 each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max_clips", type=int, help="evaluate on the first N phrases only (smoke runs)")
+    parser.add_argument("--evaluate_only", action="store_true", help="skip training: run the final evaluation on the latest checkpoint")
     args = parser.parse_args()
     if not args.data_dir.is_dir():
         print(f"isl_conditioning.py: error: {args.data_dir} not found (the shared ISL phrases)", file=sys.stderr)
@@ -106,7 +107,7 @@ def main() -> int:
     progress_path = args.output_dir / "progress.jsonl"
     budget_seconds, trained_seconds, started = 60 * args.minutes, 0.0, time.time()
 
-    while trained_seconds < budget_seconds:
+    while trained_seconds < budget_seconds and not args.evaluate_only:
         done = list_checkpoints(args.output_dir)
         step_before = int(done[-1].name.split("_")[1]) if done else 0
         chunk = dataclasses.replace(config, max_steps=step_before + args.eval_every, resume="latest",
