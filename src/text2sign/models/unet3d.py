@@ -11,7 +11,6 @@ The text reaches the video by two routes, on purpose:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +201,3 @@ class UNet3D(nn.Module):
         model = cls(config)
         load_state_dict_strict(model, directory / WEIGHTS_NAME)
         return model
-
-
-def unet_config_as_dict(config: UNet3DConfig) -> dict:
-    return dataclasses.asdict(config)

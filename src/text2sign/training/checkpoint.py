@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from text2sign.models.serialization import read_json, write_json
+from text2sign.models.serialization import write_json
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
 TRAINING_STATE_NAME = "training_state.pt"
@@ -140,7 +140,3 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
 def pipeline_directory(checkpoint: Path) -> Path:
     """The pipeline inside a checkpoint, or the checkpoint itself if it is a bare pipeline directory."""
     return checkpoint / "pipeline" if (checkpoint / "pipeline").is_dir() else checkpoint
-
-
-def read_checkpoint_config(checkpoint: str | Path) -> dict:
-    return read_json(Path(checkpoint) / "train_config.json")
