@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--text_encoder", choices=["lstm", "clip", "t5", "hf"], help="text encoder kind (default lstm)")
     model.add_argument("--text_max_length", type=int, help="text tokens kept per caption")
     model.add_argument("--text_encoder_path", help="hub name or local directory for clip/t5/hf, e.g. openai/clip-vit-base-patch32")
+    model.add_argument("--text_train_last_n_layers", type=int, help="clip/t5/hf: fine-tune the last N transformer layers; the rest stay frozen (default 0: all frozen)")
     model.add_argument("--prediction_type", choices=["epsilon", "v_prediction", "sample"], help="what the UNet predicts (default v_prediction)")
     model.add_argument("--caption_dropout_prob", type=float, help="share of captions replaced by the null embedding (default 0.1)")
     optim = parser.add_argument_group("optimisation")

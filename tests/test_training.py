@@ -181,6 +181,26 @@ def test_preset_values_and_overrides():
         config_from_preset("small", channels=3)
 
 
+
+def _train_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_text_encoder_flags_reach_the_config(tmp_path):
+    script = _train_script()
+    data = make_clips(tmp_path / "data", count=2)
+    args = script.parse_args(["--data_dir", str(data), "--preset", "small", "--text_encoder", "hf",
+                              "--text_encoder_path", str(tmp_path / "minilm"), "--text_train_last_n_layers", "2"])
+    config = script.config_from_args(args)
+    assert (config.text_encoder, config.text_encoder_path, config.text_train_last_n_layers) == ("hf", str(tmp_path / "minilm"), 2)
+    assert config.text_encoder_config().train_last_n_layers == 2
+    assert script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).text_train_last_n_layers == 0
+
 @pytest.mark.slow
 def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
     data = make_clips(tmp_path / "data", count=8)
