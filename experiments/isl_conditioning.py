@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Does the text drive the video? Train on the 69 ISL phrases (one clip per phrase), evaluate as it trains.
 
-    python experiments/isl_conditioning.py --text_encoder lstm --minutes 35
-    python experiments/isl_conditioning.py --text_encoder hf --minutes 35   # pretrained MiniLM, frozen
+    python experiments/isl_conditioning.py --text_encoder lstm --minutes 42 --eval_every 1000
+    python experiments/isl_conditioning.py --text_encoder hf --minutes 42 --eval_every 1000     # pretrained MiniLM, frozen
 
 Training runs in chunks of --eval_every steps (resuming from the last checkpoint, so this also exercises
 resume); after each chunk the EMA weights are scored on all 69 clips with their own captions as prompts:
