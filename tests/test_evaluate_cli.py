@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from torch import nn
 
 from text2sign.video_io import write_gif
 from tiny_models import CAPTIONS, tiny_pipeline
+from top_level_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,13 +25,6 @@ def run_evaluate(*args) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if key != "TEXT2SIGN_DEBUG"}
     return subprocess.run([sys.executable, str(REPO / "evaluate.py"), *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           timeout=120, env=environment)
-
-
-def load_evaluate_module():
-    spec = importlib.util.spec_from_file_location("evaluate_cli", REPO / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +82,7 @@ def test_bad_input_exits_2_with_one_line_saying_what_to_fix(saved_pipeline_and_d
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(FakeDetector()), str(detector_path))
         flags = [str(detector_path) if flag == "DETECTOR" else flag for flag in bad_flags]
-        exit_code = load_evaluate_module().main(["--checkpoint", str(pipeline_dir), "--data_dir", str(data_dir), "--num_inference_steps", "1",
+        exit_code = load_script("evaluate.py").main(["--checkpoint", str(pipeline_dir), "--data_dir", str(data_dir), "--num_inference_steps", "1",
                                                  "--guidance_scales", "1", "--device", "cpu", "--output_dir", str(tmp_path / "out"), *flags])
     assert exit_code == 2
     lines = capsys.readouterr().err.strip().splitlines()

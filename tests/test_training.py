@@ -15,6 +15,7 @@ from text2sign.training.checkpoint import list_checkpoints, resolve_checkpoint, 
 from text2sign.training.config import TrainConfig, config_from_preset
 from text2sign.training.loop import train
 from text2sign.video_io import write_gif
+from top_level_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = ["hello", "thank you", "how are you", "good morning", "see you later", "my name is"]
@@ -181,18 +182,8 @@ def test_preset_values_and_overrides():
         config_from_preset("small", channels=3)
 
 
-
-def _train_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_text_encoder_flags_reach_the_config(tmp_path):
-    script = _train_script()
+    script = load_script("train.py")
     data = make_clips(tmp_path / "data", count=2)
     args = script.parse_args(["--data_dir", str(data), "--preset", "small", "--text_encoder", "hf",
                               "--text_encoder_path", str(tmp_path / "minilm"), "--text_train_last_n_layers", "2"])
@@ -200,6 +191,7 @@ def test_text_encoder_flags_reach_the_config(tmp_path):
     assert (config.text_encoder, config.text_encoder_path, config.text_train_last_n_layers) == ("hf", str(tmp_path / "minilm"), 2)
     assert config.text_encoder_config().train_last_n_layers == 2
     assert script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).text_train_last_n_layers == 0
+
 
 @pytest.mark.slow
 def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
