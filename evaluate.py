@@ -5,6 +5,11 @@
     python evaluate.py --checkpoint ./checkpoints/step_0010000 --data_dir ./data --max_clips 32 \\
         --guidance_scales 1 4 --num_inference_steps 25 --scheduler dpm
 
+By default only the run's held-out clips are scored: the validation side of the split the run recorded in
+its output directory (split.json, beside step_NNNNNNN/). `--split train` scores its training clips, which
+measures memorisation; `--split all` scores every clip in --data_dir (a separate held-out folder, say), and
+the report counts any training clips among them. The report and JSON say which split was scored.
+
 One clip per distinct caption is scored: denoising loss under the right, a wrong and no caption; caption
 identification among --num_candidates captions (default: all); and, per guidance scale, samples of every
 caption with each seed (same noise for every prompt), scored by retrieval of the prompt's real clip,
@@ -20,13 +25,22 @@ from pathlib import Path
 from text2sign.cli import run_with_one_line_errors
 
 SAMPLERS = ("ddim", "ddpm", "dpm")
+SPLITS = ("val", "train", "all")
+SPLIT_DESCRIPTIONS = {
+    "val": "the run's held-out clips, never trained on",
+    "train": "the run's training clips",
+    "all": "every clip in --data_dir",
+}
+MEMORISATION_NOTE = "training clips are scored: these numbers measure memorisation, not generalisation to unseen clips"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint dir, training output dir, or DIR/best_model.pt")
     parser.add_argument("--data_dir", required=True, help="folder of NAME.gif + NAME.txt pairs")
-    parser.add_argument("--split", choices=("train", "val"), help="score one split of the data (default: every clip)")
+    parser.add_argument("--split", choices=SPLITS, default="val",
+                        help="val: the run's held-out clips, read from its split.json (default); train: its training clips; "
+                             "all: every clip in --data_dir, counting the training clips among them (train measures memorisation)")
     parser.add_argument("--num_frames", type=int, help="frames per clip (default: as trained)")
     parser.add_argument("--image_size", type=int, help="frame size (default: as trained)")
     parser.add_argument("--max_clips", type=int, help="score at most this many captions, one clip each (default: all)")
@@ -48,6 +62,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
 
     from text2sign.data.config import DataConfig
     from text2sign.data.dataset import SignVideoDataset
+    from text2sign.data.split import NamedClips, find_split_record, read_split_record
     from text2sign.evaluation.conditioning import evaluate_conditioning
     from text2sign.evaluation.fvd import FrechetVideoDistance
     from text2sign.evaluation.report import write_report
@@ -58,11 +73,46 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
         raise ValueError("--num_inference_steps and --batch_size must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint = resolve_checkpoint(args.checkpoint)
+    record_path = find_split_record(checkpoint)
+    record = read_split_record(record_path) if record_path is not None else None
+    if args.split != "all" and record is None:
+        raise ValueError(
+            f"no split.json beside checkpoint {checkpoint} (a bare pipeline directory, or a run from before runs recorded "
+            f"their split), so its held-out clips are unknown and --split {args.split} cannot be scored; pass --split all to "
+            "score every clip in --data_dir, knowing that clips the model trained on measure memorisation"
+        )
+    if args.split == "val" and not record.val:
+        raise ValueError(
+            f"the run held out no clips ({record_path}: val_fraction {record.val_fraction}), so there is nothing unseen to score; "
+            "pass --split train (or --split all) to score its training clips, which measures memorisation"
+        )
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint), device=device)
     dataset = SignVideoDataset(DataConfig(
         data_dir=args.data_dir, num_frames=args.num_frames or pipeline.config.num_frames,
-        image_size=args.image_size or pipeline.config.image_size, frame_sampling="uniform", split=args.split, verbose=False,
+        image_size=args.image_size or pipeline.config.image_size, frame_sampling="uniform", verbose=False,
     ))
+    split = {"scored": args.split, "description": SPLIT_DESCRIPTIONS[args.split], "record": str(record_path) if record_path else None}
+    if record is not None:
+        split.update(val_fraction=record.val_fraction, group_pattern=record.group_pattern,
+                     train_clips=len(record.train), val_clips=len(record.val))
+    if args.split != "all":
+        dataset = NamedClips(dataset, record.names(args.split))
+        if not len(dataset):
+            raise ValueError(f"none of the {len(record.names(args.split))} {args.split} clips in {record_path} is in {args.data_dir}; "
+                             "pass the --data_dir the run trained on, or --split all if this folder is a separate held-out set")
+        if dataset.missing:
+            print(f"warning: {len(dataset.missing)} {args.split} clips of {record_path} are not in {args.data_dir} "
+                  f"(e.g. {', '.join(dataset.missing[:3])}); scoring the other {len(dataset)}", file=sys.stderr)
+        split["missing_from_data_dir"] = dataset.missing
+    if args.split == "train":
+        split["note"] = MEMORISATION_NOTE
+    elif args.split == "all" and record is None:
+        split["note"] = "no split record, so which of these clips the model trained on is unknown; any it did measure memorisation"
+    elif args.split == "all":
+        seen = len(set(dataset.names) & set(record.train))
+        split["training_clips_in_data_dir"] = seen
+        if seen:  # a separate held-out folder shares no names with the training split
+            split["note"] = f"{seen} of the {len(dataset)} clips in --data_dir are training clips: their scores measure memorisation"
     fvd_metric = FrechetVideoDistance(args.fvd_detector, device=device) if args.fvd_detector else None
     result = evaluate_conditioning(
         pipeline, dataset, seeds=args.seeds, num_inference_steps=args.num_inference_steps, guidance_scales=args.guidance_scales,
@@ -70,6 +120,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
         seed=args.seed, fvd_metric=fvd_metric,
     )
     result["checkpoint"] = str(checkpoint)
+    result["split"] = split
     result["data_dir"] = str(args.data_dir)
     videos = result.pop("videos")
     paths = write_report(result, args.output_dir, videos["real"], videos["generated"], result["prompts"])
@@ -79,10 +130,13 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
 def summary_lines(result: dict) -> list[str]:
     gap, identification = result["loss_gap"], result["caption_identification"]
     lines = [
-        f"clips: {result['num_clips']} (one per caption)",
+        f"clips: {result['num_clips']} (one per caption) of split {result['split']['scored']}: {result['split']['description']} "
+        "(names in evaluation.json under clip_names)",
         f"loss gap (deranged - right): {gap['gap']:.3g} ± {gap['gap_standard_error']:.2g}, relative {gap['relative_gap']:.3g} (chance 0)",
         f"caption identification ({identification['num_candidates']}-way): {identification['accuracy']:.3f} (chance {identification['chance']:.3f})",
     ]
+    if "note" in result["split"]:
+        lines.append(f"note: {result['split']['note']}")
     for label, scores in result["guidance"].items():
         retrieval = scores["retrieval"]["pixel"]
         sensitivity = scores["prompt_sensitivity"]["pixel"]

@@ -232,6 +232,47 @@ def test_seed_means_the_same_noise_for_every_prompt():
     assert not torch.equal(videos[0, 0], videos[0, 1])
 
 
+class RecordingZeroUNet(nn.Module):
+    """Predicts x_0 = 0 (prediction_type="sample") and records every sample it is given, so the DDPM posterior
+    reduces to x_{t-1} = c_t x_t + sqrt(beta_tilde_t) z with known c_t, beta_tilde_t (DDPM eq. 7)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.device_anchor = nn.Parameter(torch.zeros(1))  # pipeline.device reads the UNet's parameters
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, sample, timesteps, text_states, text_mask):
+        self.inputs.append(sample.detach().clone())
+        return torch.zeros_like(sample)  # (b, c, f, h, w)
+
+
+def test_ddpm_step_noise_is_fresh_not_the_initial_noise_again():
+    """After the first of 50 DDPM steps, x has variance c^2 + beta_tilde (independent z), not (c + sqrt(beta_tilde))^2,
+    which is what x_T reused as the first step's noise gives (about 1.9): one generator must serve x_T and the steps."""
+    pipeline = tiny_pipeline(prediction_type="sample")
+    pipeline.unet = RecordingZeroUNet(pipeline.unet.config)
+    num_inference_steps = 50
+    for seed in (0, 1):
+        pipeline.unet.inputs.clear()
+        generate_for_prompts(pipeline, CAPTIONS[:1], seeds=(seed,), num_inference_steps=num_inference_steps, guidance_scale=1.0,
+                             scheduler="ddpm", height=32, width=32)
+        initial, after_first_step = pipeline.unet.inputs[0], pipeline.unet.inputs[1]  # (1, c, f, h, w) each: x_T, x_{t1}
+        sampler = pipeline.scheduler
+        sampler.set_timesteps(num_inference_steps)
+        first, second = sampler.timesteps[:2].tolist()
+        alpha_bar_t, alpha_bar_prev = sampler.alphas_cumprod[first].item(), sampler.alphas_cumprod[second].item()
+        alpha_t = alpha_bar_t / alpha_bar_prev
+        coefficient_xt = alpha_t**0.5 * (1 - alpha_bar_prev) / (1 - alpha_bar_t)  # DDPM eq. 7, x_0 term is 0
+        variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_t)  # beta_tilde
+        step_noise = (after_first_step - coefficient_xt * initial) / variance**0.5  # the z the sampler drew
+        correlation = torch.corrcoef(torch.stack([step_noise.flatten(), initial.flatten()]))[0, 1].item()
+        assert abs(correlation) < 0.1, f"seed {seed}: step noise has correlation {correlation:.3f} with x_T; it must be a fresh draw"
+        expected = coefficient_xt**2 + variance  # about 1; the reused noise gives (c + sqrt(beta_tilde))^2
+        assert after_first_step.var().item() == pytest.approx(expected, abs=0.1)
+        assert (coefficient_xt + variance**0.5) ** 2 > expected + 0.5  # the two cases are far apart at this step
+
+
 class FakeDetector(nn.Module):
     """The I3D TorchScript calling convention with cheap 6-d features (channel means and spreads)."""
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from text2sign.models.unet3d import UNet3D, UNet3DConfig
+from text2sign.models.attention import TemporalSelfAttention
+from text2sign.models.unet3d import UNet3D, UNet3DConfig, UNetLayer
 from tiny_models import tiny_unet_config
 
 
@@ -71,15 +72,23 @@ def test_padding_tokens_do_not_change_the_output():
 
 
 def test_temporal_attention_knows_frame_order():
-    """Reversing the frames of the input must not just reverse the output: positions enter attention."""
+    """The temporal attention block alone: permuting the input frames must not just permute the output, since
+    rotary positions enter the logits. In a whole UNet the temporal convolutions would break the symmetry
+    anyway, so only the block can show that attention itself sees the order."""
     torch.manual_seed(0)
-    model = UNet3D(tiny_unet_config())
-    for parameter in model.parameters():
-        parameter.data.add_(0.05 * torch.randn_like(parameter))
-    sample, timesteps, text_states, text_mask = _inputs(1, 6, 8, 8)
-    forward = model(sample, timesteps, text_states, text_mask)
-    backward = model(sample.flip(2), timesteps, text_states, text_mask).flip(2)
-    assert (forward - backward).abs().max() > 1e-4
+    block = TemporalSelfAttention(channels=16, head_dim=8)
+    for parameter in block.parameters():  # to_out starts at zero, which would make the block the identity
+        parameter.data.add_(0.5 * torch.randn_like(parameter))
+    video = torch.randn(2, 16, 6, 3, 3)  # (b, c, f, h, w)
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    permuted_then_attended = block(video[:, :, order])  # (b, c, f, h, w)
+    attended_then_permuted = block(video)[:, :, order]  # (b, c, f, h, w)
+    difference = (permuted_then_attended - attended_then_permuted).abs().max().item()
+    assert difference > 1e-2, f"permuting frames only permuted the output (max difference {difference:.2e}): no frame positions"
+    # Control: without rotary positions the same block is exactly permutation-equivariant, so the difference
+    # above comes from the positions and nothing else in the block.
+    block.attention.rotary = None
+    torch.testing.assert_close(block(video[:, :, order]), block(video)[:, :, order])
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -118,15 +127,31 @@ def test_config_that_disagrees_with_weights_is_rejected(tmp_path):
         UNet3D.from_pretrained(tmp_path)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+def count_layer_calls(model: UNet3D) -> list[int]:
+    """A one-element counter of UNetLayer calls, forward or recomputed (pre-hooks: a checkpoint that stops
+    its recomputation early never reaches the forward hooks)."""
+    calls = [0]
+    for module in model.modules():
+        if isinstance(module, UNetLayer):
+            module.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_gradient_checkpointing_recomputes_every_layer_and_gives_the_same_gradients():
     torch.manual_seed(0)
     plain = UNet3D(tiny_unet_config())
     for parameter in plain.parameters():
         parameter.data.add_(0.05 * torch.randn_like(parameter))
     checkpointed = UNet3D(tiny_unet_config(gradient_checkpointing=True))
     checkpointed.load_state_dict(plain.state_dict())
+    num_layers = sum(isinstance(module, UNetLayer) for module in plain.modules())
     inputs = _inputs(2, 3, 8, 8)
-    plain(*inputs).pow(2).sum().backward()
-    checkpointed(*inputs).pow(2).sum().backward()
+    for model, recomputed_layers in ((plain, 0), (checkpointed, num_layers)):
+        calls = count_layer_calls(model)
+        output = model(*inputs)  # (b, c, f, h, w)
+        assert calls[0] == num_layers
+        output.pow(2).sum().backward()
+        # Checkpointing is what runs each layer a second time, in backward; without it nothing is recomputed.
+        assert calls[0] - num_layers == recomputed_layers, f"{calls[0] - num_layers} layers recomputed in backward, expected {recomputed_layers}"
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)

@@ -5,17 +5,26 @@ shuffled position would reshuffle everything). With group_pattern, clips cut fro
 a key and so a side. How2Sign sentence clips are named `<11-character YouTube id>_<sentence>-<n>-rgb_front`
 (`--7E2sU6zP4_10-5-rgb_front`); the pattern `(?:^|/)(.{11})_\\d+-` keeps every sentence of one video on one
 side, so validation never shows a signer and scene that training has seen.
+
+A training run records its split in `output_dir/split.json` (`write_split_record`): the clip names on each
+side and the settings that made them. evaluate.py reads that record (`find_split_record`) rather than
+recomputing the split, since recomputing with other settings silently scores training clips as held out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from text2sign.data.pairing import write_json_atomically
 from text2sign.data.skips import logger
 
 HASH_BYTES = 8  # 64 bits: fractions finer than any val_fraction anyone will ask for
+SPLIT_RECORD_NAME = "split.json"
 
 
 def group_key(name: str, pattern: re.Pattern | None) -> str | None:
@@ -52,3 +61,85 @@ def assign_splits(names: Sequence[str], val_fraction: float, group_pattern: str 
             group_pattern, len(unmatched), ", ".join(unmatched[:3]),
         )
     return sides
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The split a training run used, recorded beside its checkpoints
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SplitRecord:
+    """The clips on each side of a run's split. `val` is empty when the run held nothing out."""
+
+    val_fraction: float
+    group_pattern: str | None
+    train: list[str]
+    val: list[str]
+    data_dir: str | None = None  # where the clips were read from, for the reader's information
+
+    def names(self, side: str) -> list[str]:
+        if side not in ("train", "val"):
+            raise ValueError(f"a split record has sides 'train' and 'val', got {side!r}")
+        return self.train if side == "train" else self.val
+
+
+def write_split_record(output_dir: str | Path, record: SplitRecord) -> Path:
+    """Write `output_dir/split.json` atomically; returns its path."""
+    path = Path(output_dir) / SPLIT_RECORD_NAME
+    write_json_atomically(asdict(record), path)
+    return path
+
+
+def read_split_record(path: str | Path) -> SplitRecord:
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    return SplitRecord(val_fraction=payload["val_fraction"], group_pattern=payload["group_pattern"], train=list(payload["train"]),
+                       val=list(payload["val"]), data_dir=payload.get("data_dir"))
+
+
+def find_split_record(checkpoint: str | Path) -> Path | None:
+    """The split.json of the run a checkpoint came from, or None (e.g. a bare pipeline directory).
+
+    A checkpoint is `output_dir/step_NNNNNNN/`, so the record is in its parent; a checkpoint's own
+    `pipeline/` directory passed directly looks two levels up.
+    """
+    checkpoint = Path(checkpoint)
+    candidates = [checkpoint.parent]
+    if checkpoint.name == "pipeline":
+        candidates.append(checkpoint.parent.parent)
+    for directory in candidates:
+        if (directory / SPLIT_RECORD_NAME).is_file():
+            return directory / SPLIT_RECORD_NAME
+    return None
+
+
+class NamedClips:
+    """The clips of `dataset` (a SignVideoDataset) with the given names, in the dataset's order.
+
+    An item is always the named clip: a clip that fails to decode raises rather than being replaced by a
+    neighbour, which could be a clip of the other side of the split.
+    """
+
+    def __init__(self, dataset, names: Sequence[str]):
+        wanted = set(names)
+        self.dataset = dataset
+        self.positions = [position for position, name in enumerate(dataset.names) if name in wanted]
+        self.missing = sorted(wanted - {dataset.names[position] for position in self.positions})
+
+    @property
+    def names(self) -> list[str]:
+        return [self.dataset.names[position] for position in self.positions]
+
+    @property
+    def captions(self) -> list[str]:
+        return [self.dataset.captions[position] for position in self.positions]
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int) -> dict:
+        position = self.positions[index]
+        item = self.dataset[position]
+        if item["name"] != self.dataset.names[position]:
+            raise ValueError(f"clip {self.dataset.names[position]} failed to decode (see the logged reason); fix or remove it and evaluate again")
+        return item

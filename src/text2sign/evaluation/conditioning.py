@@ -275,8 +275,9 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
                          height: int | None = None, width: int | None = None) -> torch.Tensor:
     """Float videos (num_prompts, num_seeds, c, f, h, w) in [-1, 1], sampled with the EMA weights.
 
-    Seed s means the same initial noise x_T for every prompt, so videos[p, s] and videos[q, s] differ only by
-    the text, and a prompt's video is the same whether it is sampled alone or among others.
+    Seed s means the same initial noise x_T (and, for the stochastic samplers, the same step noise) for every
+    prompt, so videos[p, s] and videos[q, s] differ only by the text, and a prompt's video is the same whether
+    it is sampled alone or among others.
     """
     prompts, seeds = list(prompts), [int(seed) for seed in seeds]
     if not prompts or not seeds:
@@ -288,17 +289,20 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
     deterministic = sampler_name == "dpm" or (sampler_name == "ddim" and pipeline.scheduler.config.eta == 0)
     num_frames = num_frames or pipeline.config.num_frames
     height, width = height or pipeline.config.image_size, width or pipeline.config.image_size
+    shape = (1, pipeline.unet.config.in_channels, num_frames, height, width)
+    chunks = [prompts[start:start + GENERATION_BATCH] for start in range(0, len(prompts), GENERATION_BATCH)] if deterministic else [[prompt] for prompt in prompts]
     by_seed = []
     for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        shape = (1, pipeline.unet.config.in_channels, num_frames, height, width)
-        initial_noise = torch.randn(shape, generator=generator)  # (1, c, f, h, w): seed s's x_T, shared by every prompt
         videos = []
-        chunks = [prompts[start:start + GENERATION_BATCH] for start in range(0, len(prompts), GENERATION_BATCH)] if deterministic else [[prompt] for prompt in prompts]
         for chunk in chunks:
+            # One generator per (seed, call): x_T is its first draw and the sampler's step noise continues from
+            # the same object. A second Generator(seed) handed to the sampler would replay x_T as the first
+            # step's noise, and x_{t-1} would then carry x_T twice (variance 1.9 instead of 1 after one DDPM step).
+            generator = torch.Generator().manual_seed(seed)
+            initial_noise = torch.randn(shape, generator=generator)  # (1, c, f, h, w): seed s's x_T, shared by every prompt
             latents = initial_noise.expand(len(chunk), *shape[1:]).clone()  # (b, c, f, h, w)
             generated = pipeline(chunk, num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
-                                 guidance_scale=guidance_scale, scheduler=scheduler, generator=torch.Generator().manual_seed(seed),
+                                 guidance_scale=guidance_scale, scheduler=scheduler, generator=generator,
                                  use_ema=True, progress=False, output_type="tensor", latents=latents)  # (b, c, f, h, w)
             # The uint8 output clamps too; clamping here scores what a viewer of the GIF would see.
             videos.append(generated.clamp(-1, 1).float().cpu())

@@ -119,6 +119,12 @@ def markdown_report(result: dict, picture_labels: Sequence[str], picture_rows: i
     lines += [f"{result['num_clips']} clips, one per caption; seeds {result['seeds']}; {result['num_inference_steps']} "
               f"{result['scheduler']} steps; {'EMA' if result['used_ema'] else 'raw (no EMA saved)'} weights. "
               "\"Chance\" is what a model that ignores the text scores.", ""]
+    split = result.get("split")  # evaluate.py adds it: which side of the run's train/val split was scored
+    if split is not None:
+        lines += [f"Split scored: **{split['scored']}**, {split['description']}" + (f" (from {split['record']})" if split.get("record") else "") + "."]
+        if split.get("note"):
+            lines += ["", f"**Note: {split['note']}.**"]
+        lines += ["", "Clips scored: " + ", ".join(result["clip_names"]) + ".", ""]
 
     gap = result["loss_gap"]
     lines += ["## Denoising loss: right caption, wrong caption (derangement), null embedding", "",

@@ -1,0 +1,93 @@
+"""inference.py end to end on a saved tiny pipeline: every --format, generation.json, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+from tiny_models import CAPTIONS, tiny_pipeline
+from top_level_scripts import load_script
+
+NUM_FRAMES, IMAGE_SIZE = 4, 8  # tiny_pipeline's PipelineConfig
+PROMPTS = [CAPTIONS[0], CAPTIONS[2]]  # "hello there", "how are you?"
+SLUGS = ["000_hello_there", "001_how_are_you"]
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("inference_cli") / "pipeline"
+    tiny_pipeline().save_pretrained(directory)
+    return directory
+
+
+def run_inference(pipeline_dir, output_dir, *flags) -> int:
+    return load_script("inference.py").main(["--checkpoint", str(pipeline_dir), "--output_dir", str(output_dir), "--num_inference_steps", "2",
+                                             "--device", "cpu", *flags])
+
+
+def read_gif_frames(path) -> np.ndarray:
+    with Image.open(path) as image:
+        frames = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            frames.append(np.array(image.convert("RGB")))
+    return np.stack(frames)  # (f, h, w, 3)
+
+
+@pytest.mark.parametrize("video_format", ["gif", "mp4", "frames", "grid"])
+def test_each_format_writes_one_video_per_prompt_with_every_frame(pipeline_dir, tmp_path, capsys, video_format):
+    output_dir = tmp_path / "out"
+    assert run_inference(pipeline_dir, output_dir, "--prompts", *PROMPTS, "--format", video_format, "--batch_size", "1") == 0
+    suffix = {"gif": ".gif", "mp4": ".mp4", "frames": "", "grid": ".png"}[video_format]
+    expected = [output_dir / f"{slug}{suffix}" for slug in SLUGS]
+    assert capsys.readouterr().out.split() == [str(path) for path in expected]  # the written paths, one a line
+    for path in expected:
+        if video_format == "gif":
+            assert read_gif_frames(path).shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
+        elif video_format == "mp4":
+            assert iio.imread(path, plugin="FFMPEG").shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
+        elif video_format == "frames":
+            pngs = sorted(path.glob("*.png"))
+            assert len(pngs) == NUM_FRAMES and all(Image.open(png).size == (IMAGE_SIZE, IMAGE_SIZE) for png in pngs)
+        else:
+            assert Image.open(path).size == (NUM_FRAMES * IMAGE_SIZE, IMAGE_SIZE)  # all frames side by side (up to 8 columns)
+    settings = json.loads((output_dir / "generation.json").read_text())
+    assert settings["prompts"] == PROMPTS and settings["files"] == [str(path) for path in expected]
+    assert settings["format"] == video_format and settings["num_frames"] == NUM_FRAMES and settings["image_size"] == IMAGE_SIZE
+    assert settings["checkpoint_resolved"] == str(pipeline_dir) and settings["seed"] == 0 and settings["num_inference_steps"] == 2
+
+
+def test_same_seed_gives_the_same_videos_and_another_seed_other_videos(pipeline_dir, tmp_path):
+    runs = {}
+    for name, seed in (("first", "0"), ("again", "0"), ("other", "1")):
+        assert run_inference(pipeline_dir, tmp_path / name, "--prompts", *PROMPTS, "--format", "grid", "--seed", seed) == 0
+        runs[name] = [np.array(Image.open(tmp_path / name / f"{slug}.png")) for slug in SLUGS]
+    assert all(np.array_equal(first, again) for first, again in zip(runs["first"], runs["again"]))
+    assert not np.array_equal(runs["first"][0], runs["other"][0])
+
+
+def test_prompts_file_and_frame_count_and_size_flags(pipeline_dir, tmp_path):
+    prompts_file = tmp_path / "prompts.txt"
+    prompts_file.write_text("\ufeffhello there\n\n  good morning  \n", encoding="utf-8")  # BOM, blank line, padding
+    output_dir = tmp_path / "out"
+    assert run_inference(pipeline_dir, output_dir, "--prompts_file", str(prompts_file), "--num_frames", "6", "--image_size", "16") == 0
+    settings = json.loads((output_dir / "generation.json").read_text())
+    assert settings["prompts"] == ["hello there", "good morning"] and settings["num_frames"] == 6 and settings["image_size"] == 16
+    assert read_gif_frames(output_dir / "001_good_morning.gif").shape == (6, 16, 16, 3)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--prompts_file", "MISSING"], "does not exist"),
+    (["--prompts", "  "], "no non-empty prompts"),
+    (["--prompts", "hello", "--fps", "0"], "must be positive"),
+])
+def test_bad_input_exits_2_with_one_line(pipeline_dir, tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.delenv("TEXT2SIGN_DEBUG", raising=False)
+    flags = [str(tmp_path / "missing.txt") if flag == "MISSING" else flag for flag in flags]
+    assert run_inference(pipeline_dir, tmp_path / "out", *flags) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inference.py: error:") and message in lines[0]
