@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--text_train_last_n_layers", type=int, help="clip/t5/hf: fine-tune the last N transformer layers; the rest stay frozen (default 0: all frozen)")
     model.add_argument("--prediction_type", choices=["epsilon", "v_prediction", "sample"], help="what the UNet predicts (default v_prediction)")
     model.add_argument("--caption_dropout_prob", type=float, help="share of captions replaced by the null embedding (default 0.1)")
+    model.add_argument("--rescale_betas_zero_snr", action="store_true", default=None,
+                       help="zero terminal SNR (Lin et al. 2024): the last training step is pure noise; needs v_prediction or sample")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--batch_size", type=int, help="clips per process per micro-batch")
     optim.add_argument("--gradient_accumulation_steps", type=int, help="micro-batches per optimizer step")

@@ -4,17 +4,23 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from text2sign.training.checkpoint import list_checkpoints, resolve_checkpoint, save_checkpoint
+from text2sign.models.pipeline import TextToSignPipeline
+from text2sign.models.scheduler import Scheduler, make_scheduler
+from text2sign.training.checkpoint import list_checkpoints, load_newest_checkpoint, resolve_checkpoint, save_checkpoint
 from text2sign.training.config import TrainConfig, config_from_preset
 from text2sign.training.loop import train
 from text2sign.video_io import write_gif
+from text_encoder_fixtures import build_tiny_t5
+from tiny_models import tiny_pipeline
 from top_level_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +76,6 @@ def test_ten_steps_then_resume_ten_matches_twenty_straight(tmp_path):
 def test_grad_accumulation_matches_full_batch(tmp_path, monkeypatch):
     """batch 4 x 1 and batch 2 x 2 see the same clips; with a loss that is a mean over clips, the pre-clip
     gradient norms must agree (a sum instead of a mean would double them; a no-op setting would halve the data)."""
-    from text2sign.models.pipeline import TextToSignPipeline
-
     def deterministic_loss(self, videos, captions, generator=None):
         timesteps = torch.full((videos.shape[0],), 500, dtype=torch.long)
         noise = torch.sin(videos * 37.0)  # fixed per clip, independent of batch composition
@@ -109,8 +113,6 @@ def test_interrupted_checkpoint_is_never_picked_as_latest(tmp_path, monkeypatch)
         raise KeyboardInterrupt("simulated kill while writing the training state")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", killed_mid_write)
-    from text2sign.models.pipeline import TextToSignPipeline
-
     pipeline = TextToSignPipeline.from_pretrained(output / "step_0000002" / "pipeline")
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(output, 4, pipeline, {}, {})
@@ -210,6 +212,54 @@ def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
     assert [row["step"] for row in rows] == [1, 2, 3]  # rank 0 alone logs: one row per step, not two
 
 
+# Run under torchrun: trains into OUTPUT/RUN ("straight", or "resumed" with --resume latest), recording each
+# rank's torch CPU RNG state at every training forward in OUTPUT/RUN_rankN.pt.
+RANK_RNG_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+import torch
+from text2sign.models.pipeline import TextToSignPipeline
+from text2sign.training.config import TrainConfig
+from text2sign.training.loop import train
+
+rank = int(os.environ["RANK"])
+settings, output, run = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+recorded = []
+original_loss = TextToSignPipeline.training_loss
+
+def recording_loss(self, videos, captions, generator=None):
+    recorded.append(torch.get_rng_state())
+    torch.rand(1 + 7 * rank)  # the ranks' global RNG streams drift apart, as rank-dependent work makes them
+    return original_loss(self, videos, captions, generator=generator)
+
+TextToSignPipeline.training_loss = recording_loss
+train(TrainConfig(**settings, output_dir=str(output / run), resume="latest" if run == "resumed" else None))
+torch.save(recorded, output / f"{run}_rank{rank}.pt")
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_resume_restores_each_ranks_own_rng_state(tmp_path):
+    data = make_clips(tmp_path / "data", count=8)  # 2 ranks x batch 2: 2 steps per epoch
+    settings = tiny_config(data, tmp_path, max_steps=4, save_every=2, keep_last=5).to_dict()
+    del settings["output_dir"], settings["resume"]
+    script = tmp_path / "rank_rng.py"
+    script.write_text(RANK_RNG_SCRIPT)
+    for run in ("straight", "resumed"):
+        if run == "resumed":
+            (tmp_path / "resumed").mkdir()
+            (tmp_path / "resumed" / "step_0000002").symlink_to(tmp_path / "straight" / "step_0000002", target_is_directory=True)
+        result = _run_script("-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518", str(script),
+                             json.dumps(settings), str(tmp_path), run, env={"OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        straight = torch.load(tmp_path / f"straight_rank{rank}.pt")
+        resumed = torch.load(tmp_path / f"resumed_rank{rank}.pt")
+        assert len(straight) == 4 and len(resumed) == 2
+        assert not torch.equal(straight[2], torch.load(tmp_path / f"straight_rank{1 - rank}.pt")[2])  # the ranks do differ
+        assert torch.equal(resumed[0], straight[2]), f"rank {rank} resumed with another RNG state than it had at step 2"
+
+
 def test_wall_clock_budget_stops_with_a_checkpoint_and_samples(tmp_path):
     data = make_clips(tmp_path / "data")
     result = train(tiny_config(data, tmp_path / "run", max_steps=1000, max_minutes=1e-4, validation_prompts=("hello",)))
@@ -225,3 +275,131 @@ def test_validation_clips_are_held_out_from_training(tmp_path):
     assert result["validation_metric"] == "val_loss"
     assert result["validation_clips"] > 0 and result["train_clips"] + result["validation_clips"] == 40
     assert any("val_loss" in row for row in metrics(output))
+
+
+# ---------------------------------------------------------------- fine-tuned text layers: dropout on from step 1
+
+def dropout_modes(pipeline) -> dict[str, bool]:
+    return {name: module.training for name, module in pipeline.text_encoder.backbone.named_modules() if isinstance(module, torch.nn.Dropout)}
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_t5_runs(tmp_path_factory):
+    """A straight 4-step run and one resumed at step 2 (mid-epoch), fine-tuning the last of a tiny T5's 2 blocks
+    (dropout 0.1), with the backbone's dropout modes recorded at every training forward."""
+    root = tmp_path_factory.mktemp("fine_tuned_t5")
+    data = make_clips(root / "data")
+    t5 = build_tiny_t5(root / "t5")
+    modes = {"straight": [], "resumed": []}
+    original_loss = TextToSignPipeline.training_loss
+
+    def recording_loss(self, videos, captions, generator=None):
+        modes[current_run].append(dropout_modes(self))
+        return original_loss(self, videos, captions, generator=generator)
+
+    settings = dict(max_steps=4, save_every=2, keep_last=5, text_encoder="t5", text_encoder_path=str(t5), text_train_last_n_layers=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextToSignPipeline, "training_loss", recording_loss)
+        current_run = "straight"
+        train(tiny_config(data, root / "straight", **settings))
+        resumed = root / "resumed"
+        resumed.mkdir()
+        (resumed / "step_0000002").symlink_to(root / "straight" / "step_0000002", target_is_directory=True)
+        current_run = "resumed"
+        train(tiny_config(data, resumed, resume="latest", **settings))
+    return root, modes
+
+
+def test_fine_tuned_text_layers_use_dropout_from_step_one_and_after_resume(fine_tuned_t5_runs):
+    _, modes = fine_tuned_t5_runs
+    first_fresh, first_resumed = modes["straight"][0], modes["resumed"][0]
+    assert len(modes["resumed"]) == 2  # steps 3 and 4
+    for recorded in (first_fresh, first_resumed):
+        fine_tuned = {name: training for name, training in recorded.items() if name.startswith("encoder.block.1.")}
+        frozen = {name: training for name, training in recorded.items() if not name.startswith("encoder.block.1.")}
+        assert fine_tuned and frozen
+        assert all(fine_tuned.values()), fine_tuned  # the fine-tuned block trains with dropout
+        assert not any(frozen.values()), frozen  # frozen features stay deterministic
+
+
+def test_resume_with_fine_tuned_text_layers_matches_straight(fine_tuned_t5_runs):
+    root, _ = fine_tuned_t5_runs
+    for part in ("unet/model.safetensors", "text_encoder/backbone/model.safetensors", "ema.safetensors"):
+        expected = load_file(str(root / "straight" / "step_0000004" / "pipeline" / part))
+        actual = load_file(str(root / "resumed" / "step_0000004" / "pipeline" / part))
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=f"{part}: {key}")
+
+
+# ---------------------------------------------------------------- checkpoints that survive a crash
+
+def test_resume_latest_skips_a_truncated_newest_checkpoint(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=4, save_every=2, keep_last=5))
+    weights = output / "step_0000004" / "pipeline" / "unet" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # what a crash before the data hit disk leaves
+
+    with pytest.raises(SafetensorError):  # a checkpoint named explicitly gets no fallback
+        train(tiny_config(data, tmp_path / "explicit", max_steps=6, save_every=2, resume=str(output / "step_0000004")))
+    with pytest.warns(UserWarning, match="step_0000004") as caught:
+        result = train(tiny_config(data, output, max_steps=6, save_every=2, keep_last=5, resume="latest"))
+    assert "does not load" in str(caught[0].message)
+    assert result["step"] == 6
+    assert [row["step"] for row in metrics(output) if "loss" in row] == [1, 2, 3, 4, 3, 4, 5, 6]  # resumed after step 2
+
+
+def test_resume_latest_with_no_loadable_checkpoint_is_an_error(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=2, save_every=2))
+    state = output / "step_0000002" / "training_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="step_0000002"), pytest.raises(RuntimeError, match="no checkpoint in .* loads"):
+        load_newest_checkpoint(output, warn=lambda message: warnings.warn(message))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fsynced descriptor through /proc (Linux)")
+def test_checkpoint_files_and_directories_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    output = (tmp_path / "run").resolve()
+    final = save_checkpoint(output, 3, tiny_pipeline(), {"step": 3}, {"seed": 0})
+    temp = output / ".tmp-step_0000003"
+    written = [path for path in final.rglob("*")]
+    # Every file and directory, under the temp name it had when synced, then the output directory (the rename).
+    expected = {temp / path.relative_to(final) for path in written} | {temp}
+    assert expected <= set(synced), sorted(expected - set(synced))
+    assert synced[-1] == output
+    assert synced.index(temp) < synced.index(output)
+
+
+# ---------------------------------------------------------------- zero terminal SNR
+
+def test_zero_terminal_snr_flag_reaches_the_saved_scheduler(tmp_path):
+    script = load_script("train.py")
+    data = make_clips(tmp_path / "data")
+    args = script.parse_args(["--data_dir", str(data), "--preset", "small", "--rescale_betas_zero_snr"])
+    assert script.config_from_args(args).rescale_betas_zero_snr
+    assert not script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).rescale_betas_zero_snr
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=1, rescale_betas_zero_snr=True))
+    pipeline_dir = output / "step_0000001" / "pipeline"
+    scheduler = Scheduler.from_pretrained(pipeline_dir / "scheduler")
+    assert scheduler.config.rescale_betas_zero_snr
+    assert scheduler.alphas_cumprod[-1] == 0
+    # Inference samples with the saved schedule, starting at the pure-noise step (trailing spacing): a
+    # zero-SNR model started at a "leading" t < T-1 would expect signal that pure noise does not have.
+    pipeline = TextToSignPipeline.from_pretrained(pipeline_dir)
+    sampler = make_scheduler(pipeline.config.sampler, pipeline.scheduler.config)
+    sampler.set_timesteps(4)
+    assert sampler.alphas_cumprod[int(sampler.timesteps[0])] == 0
+    video = pipeline(["hello"], num_inference_steps=4, generator=torch.Generator().manual_seed(0), progress=False, output_type="tensor")
+    assert torch.isfinite(video).all()

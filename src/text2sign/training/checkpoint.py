@@ -2,10 +2,12 @@
 
 Layout of `output_dir/step_000500/`:
     pipeline/            TextToSignPipeline.save_pretrained (UNet, text encoder, scheduler, EMA weights)
-    training_state.pt    optimizer, LR schedule, grad scaler, step, epoch, data position, RNG states
+    training_state.pt    optimizer, LR schedule, grad scaler, step, epoch, data position, every rank's RNG states
     train_config.json    the resolved TrainConfig
-A save is written to `output_dir/.tmp-step_000500/` and renamed when complete: a kill mid-write leaves only
-a `.tmp-` directory, which `latest`/`best` never consider and the next save removes.
+A save is written to `output_dir/.tmp-step_000500/`, fsynced, and renamed when complete: a kill mid-write
+leaves only a `.tmp-` directory, which `latest`/`best` never consider and the next save removes. Without the
+fsyncs a machine crash could persist the rename before the data, leaving a complete-looking checkpoint of
+truncated files; `--resume latest` therefore also tries each checkpoint, newest first, until one loads.
 `best.json` names the checkpoint with the lowest validation loss; pruning keeps it and the last N.
 """
 
@@ -13,20 +15,27 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
+from text2sign.models.pipeline import TextToSignPipeline
 from text2sign.models.serialization import write_json
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
 TRAINING_STATE_NAME = "training_state.pt"
 BEST_NAME = "best.json"
 TEMP_PREFIX = ".tmp-"
+# What a truncated or half-written checkpoint raises on load: bad JSON (a ValueError), a short safetensors file,
+# a short torch zip (RuntimeError), a short pickle, a missing file. Anything else is a bug and is not caught.
+CHECKPOINT_LOAD_ERRORS = (OSError, ValueError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError, SafetensorError)
 
 
 def checkpoint_name(step: int) -> str:
@@ -53,6 +62,15 @@ def rng_states() -> dict:
     }
 
 
+def rank_rng_states(saved: list[dict] | dict, rank: int) -> dict:
+    """This rank's RNG states from a checkpoint's `rng` entry, which holds one dict per rank. A checkpoint written
+    before states were kept per rank holds a single dict; a run resumed on more ranks than saved gives the extra
+    ranks rank 0's states, as the noise generators do."""
+    if isinstance(saved, dict):
+        return saved
+    return saved[rank] if rank < len(saved) else saved[0]
+
+
 def restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
@@ -75,10 +93,56 @@ def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state:
     pipeline.save_pretrained(temp / "pipeline")
     torch.save(training_state, temp / TRAINING_STATE_NAME)
     write_json(temp / "train_config.json", config_dict)
+    fsync_tree(temp)  # data and directory entries on disk before the rename makes them a checkpoint
     if final.exists():  # re-saving the same step (e.g. the final save right after a periodic one)
         shutil.rmtree(final)
     os.replace(temp, final)
+    fsync_directory(output_dir)  # the rename itself
     return final
+
+
+def fsync_directory(directory: Path) -> None:
+    # POSIX only: Windows cannot open a directory, and NTFS journals its renames anyway.
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then every directory (deepest first, `root` last)."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            with open(Path(directory) / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        fsync_directory(Path(directory))
+
+
+def load_checkpoint(checkpoint: str | Path):
+    """(pipeline, training state) of a checkpoint: the pipeline built from its saved configs, weights loaded strictly."""
+    checkpoint = Path(checkpoint)
+    return TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint)), load_training_state(checkpoint)
+
+
+def load_newest_checkpoint(output_dir: str | Path, warn: Callable[[str], None]):
+    """(path, pipeline, training state) of the newest checkpoint in `output_dir` that loads, or None if there are none.
+
+    A checkpoint that does not load (truncated by a crash, half copied) is skipped with a warning naming it and
+    why, and the one before it is tried; if none loads, a RuntimeError lists them all.
+    """
+    failures = []
+    for checkpoint in reversed(list_checkpoints(output_dir)):
+        try:
+            return (checkpoint, *load_checkpoint(checkpoint))
+        except CHECKPOINT_LOAD_ERRORS as error:
+            failures.append(f"{checkpoint.name}: {type(error).__name__}: {error}")
+            warn(f"checkpoint {checkpoint} does not load ({type(error).__name__}: {error}); trying the one before it")
+    if failures:
+        raise RuntimeError(f"--resume latest: no checkpoint in {output_dir} loads; fix or delete them, or drop --resume to start fresh. " + "; ".join(failures))
+    return None
 
 
 def load_training_state(checkpoint: str | Path) -> dict:
@@ -92,6 +156,9 @@ def record_best(output_dir: str | Path, checkpoint: Path, validation_loss: float
     if best is not None and best["validation_loss"] <= validation_loss and (Path(output_dir) / best["checkpoint"]).is_dir():
         return False
     write_json(Path(output_dir) / BEST_NAME, {"checkpoint": checkpoint.name, "validation_loss": float(validation_loss)})
+    with open(Path(output_dir) / BEST_NAME, "rb") as handle:
+        os.fsync(handle.fileno())
+    fsync_directory(Path(output_dir))
     return True
 
 

@@ -49,6 +49,7 @@ class TrainConfig:
     caption_dropout_prob: float = 0.1
     loss_weighting: str = "min_snr"
     min_snr_gamma: float = 5.0
+    rescale_betas_zero_snr: bool = False  # Lin et al. 2024: the last training step is pure noise; needs v or sample prediction
     # optimisation
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
@@ -119,7 +120,10 @@ class TrainConfig:
         )
 
     def scheduler_config(self) -> SchedulerConfig:
-        return SchedulerConfig(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule, prediction_type=self.prediction_type)
+        return SchedulerConfig(
+            num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule, prediction_type=self.prediction_type,
+            rescale_betas_zero_snr=self.rescale_betas_zero_snr,
+        )
 
     def text_encoder_config(self) -> TextEncoderConfig:
         return TextEncoderConfig(

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,15 +23,15 @@ from tqdm.auto import tqdm
 
 from text2sign.data.config import DataConfig
 from text2sign.data.dataset import SignVideoDataset, collate_batch
-from text2sign.data.split import assign_splits
+from text2sign.data.split import SplitRecord, assign_splits, write_split_record
 from text2sign.models.ema import ExponentialMovingAverage
 from text2sign.models.pipeline import TextToSignPipeline
 from text2sign.models.scheduler import make_scheduler
 from text2sign.models.text_encoder import build_text_encoder
 from text2sign.models.unet3d import UNet3D
 from text2sign.training.checkpoint import (
-    load_training_state, list_checkpoints, pipeline_directory, prune_checkpoints, record_best, resolve_checkpoint,
-    restore_rng_states, rng_states, save_checkpoint,
+    list_checkpoints, load_checkpoint, load_newest_checkpoint, prune_checkpoints, rank_rng_states, record_best,
+    resolve_checkpoint, restore_rng_states, rng_states, save_checkpoint,
 )
 from text2sign.training.config import TrainConfig
 from text2sign.training.logging import RunLogger
@@ -120,6 +121,9 @@ def train(config: TrainConfig) -> dict:
         # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and rank checkpoints by
         # the loss on fixed training clips with fixed noise, named so in the logs.
         train_set, val_set, validation_name = all_clips, dataset("uniform"), "train_fixed_loss"
+    if is_main:  # evaluate.py scores the clips this record holds out, never a split recomputed with other settings
+        write_split_record(output_dir, SplitRecord(config.val_fraction, config.group_pattern, list(train_set.names),
+                                                   list(val_set.names) if has_validation else [], config.data_dir))
     per_rank_batch = config.batch_size
     sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
     batches_per_epoch = len(sampler) // per_rank_batch
@@ -131,17 +135,29 @@ def train(config: TrainConfig) -> dict:
     # ---------------------------------------------------------------- model, EMA, optimizer
     step, epoch, batches_done_in_epoch = 0, 0, 0
     resume_from = None
-    if config.resume:
-        resume_from = list_checkpoints(output_dir)[-1] if config.resume == "latest" and list_checkpoints(output_dir) else None
-        if config.resume != "latest":
-            resume_from = resolve_checkpoint(config.resume, prefer="latest")
-        if resume_from is None and is_main:
+    if config.resume == "latest":
+        # Newest first; one a crash left unloadable is skipped with a warning. The pipeline comes from the
+        # checkpoint's own configs and weights, strictly.
+        found = load_newest_checkpoint(output_dir, warn=lambda message: warnings.warn(message) if is_main else None)
+        if found is not None:
+            resume_from, pipeline, state = found
+        elif is_main:
             print(f"--resume latest: no checkpoint in {output_dir} yet, starting fresh")
-    if resume_from is not None:
-        pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(resume_from))  # config + weights from the checkpoint, strictly
-    else:
+    elif config.resume:
+        resume_from = resolve_checkpoint(config.resume, prefer="latest")
+        pipeline, state = load_checkpoint(resume_from)  # named by the user: failing to load is an error, not a fallback
+    if distributed:  # ranks resuming from different checkpoints would train on different states
+        chosen = [None] * world_size
+        dist.all_gather_object(chosen, str(resume_from))
+        if len(set(chosen)) > 1:
+            raise RuntimeError(f"ranks resumed from different checkpoints {chosen}: every rank must see the same {output_dir}")
+    if resume_from is None:
         pipeline = build_pipeline(config, train_set.captions)
     pipeline.to(device)
+    # Trap: a pretrained text encoder's backbone is built in eval mode, so without this its fine-tuned layers
+    # would train without dropout until the first validation switched them on, and again after every resume.
+    # The encoder's train() keeps its frozen layers in eval mode: frozen features stay deterministic.
+    pipeline.train()
     if pipeline.ema is None:
         pipeline.ema = ExponentialMovingAverage(pipeline, config.ema_max_decay)
     ema = pipeline.ema.to(device)
@@ -154,12 +170,11 @@ def train(config: TrainConfig) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)  # bf16 needs no loss scaling
     noise_generator = torch.Generator().manual_seed(config.seed + rank)  # timesteps, noise and caption dropout
     if resume_from is not None:
-        state = load_training_state(resume_from)
         optimizer.load_state_dict(state["optimizer"])
         lr_schedule.load_state_dict(state["lr_schedule"])
         scaler.load_state_dict(state["scaler"])
         step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
-        restore_rng_states(state["rng"])
+        restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
         noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
     objective = DenoisingObjective(pipeline)
     model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
@@ -173,12 +188,15 @@ def train(config: TrainConfig) -> dict:
         """Validation loss (EMA weights, fixed timesteps and noise), then an atomic save (rank 0)."""
         validation_loss = fixed_noise_validation_loss(pipeline, val_set, device)
         logger.log({validation_name: validation_loss}, step)
-        generator_states = gather_generator_states(noise_generator, world_size)  # a collective: every rank calls it
+        # Collectives: every rank calls them. Each rank's RNGs differ (noise generator seeded by rank, CUDA
+        # kernels), so a resumed DDP run needs each rank's own states to draw what the uninterrupted one would have.
+        generator_states = gather_from_every_rank(noise_generator.get_state(), world_size)
+        rng_states_by_rank = gather_from_every_rank(rng_states(), world_size)
         if not is_main:
             return
         training_state = {
             "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
-            "step": step, "epoch": epoch, "batches_done_in_epoch": batches_done_in_epoch, "rng": rng_states(),
+            "step": step, "epoch": epoch, "batches_done_in_epoch": batches_done_in_epoch, "rng": rng_states_by_rank,
             "noise_generators": generator_states,
         }
         path = save_checkpoint(output_dir, step, pipeline, training_state, config.to_dict())
@@ -195,6 +213,9 @@ def train(config: TrainConfig) -> dict:
         loader = DataLoader(
             train_set, batch_size=per_rank_batch, sampler=SkipFirst(sampler, batches_done_in_epoch * per_rank_batch),
             num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_batch,
+            # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG at every epoch
+            # start, which a run resumed mid-epoch would not repeat, shifting every later dropout mask.
+            generator=torch.Generator().manual_seed(config.seed + epoch),
         )
         remaining = batches_per_epoch - batches_done_in_epoch
         micro_in_group, group_size, group_loss, group_finite = 0, 0, 0.0, True
@@ -288,11 +309,10 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
-def gather_generator_states(generator: torch.Generator, world_size: int) -> list[torch.Tensor]:
-    """Every rank's noise-generator state, so a resumed DDP run draws what the uninterrupted one would have."""
-    state = generator.get_state()
+def gather_from_every_rank(value, world_size: int) -> list:
+    """[rank 0's value, rank 1's, ...] on every rank (any picklable value)."""
     if world_size == 1:
-        return [state]
-    states = [torch.empty_like(state) for _ in range(world_size)]
-    dist.all_gather_object(states, state)
-    return states
+        return [value]
+    values = [None] * world_size
+    dist.all_gather_object(values, value)
+    return values
