@@ -87,3 +87,15 @@ def test_slugify_makes_prompts_file_names():
     assert slugify("How are you?") == "how_are_you"
     assert slugify("???") == "prompt"
     assert len(slugify("a" * 100)) == 60
+
+
+def test_gif_keeps_identical_consecutive_frames(tmp_path):
+    # Pillow's multi-frame writer merges equal neighbours into one longer frame: a signer holding still
+    # would come back with fewer frames than were generated.
+    frames = np.zeros((5, 8, 8, 3), dtype=np.uint8)
+    frames[:, 2:5, 3:6] = (200, 30, 40)  # five identical frames
+    frames[4, 0, 0] = (0, 0, 255)  # the last one differs
+    path = write_gif(tmp_path / "still.gif", frames)
+    decoded = np.stack(list(iio.imiter(path, mode="RGB")))
+    assert decoded.shape == (5, 8, 8, 3)
+    np.testing.assert_array_equal(decoded, frames)

@@ -6,8 +6,10 @@ and what wandb shows (`wandb.Video(path)` takes a written GIF; its numpy path wo
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import struct
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -26,11 +28,39 @@ def _as_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def write_gif(path: str | Path, frames, fps: float = 8.0) -> Path:
-    """Looping GIF; each frame gets its own palette (Pillow's default adaptive quantisation)."""
+    """A looping GIF with exactly one image per frame.
+
+    Pillow's multi-frame writer merges identical consecutive frames into one longer frame (a signer holding
+    still would lose frames, and a dataset reading num_frames would pad with the last one), so each frame is
+    encoded alone by Pillow (exact palette for up to 256 colours) and the image blocks are joined, each with
+    its palette as a local colour table.
+    """
     frames = _as_numpy(frames)
-    images = [Image.fromarray(frame) for frame in frames]
-    duration_ms = int(round(1000 / fps))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    if len(frames) == 0:
+        raise ValueError("a GIF needs at least one frame")
+    height, width = frames.shape[1:3]
+    delay_centiseconds = max(1, round(100 / fps))
+    output = [b"GIF89a", struct.pack("<HHBBB", width, height, 0, 0, 0), b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"]
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="GIF")
+        data = buffer.getvalue()
+        screen_packed = data[10]
+        assert screen_packed & 0x80, "Pillow writes a single frame's palette as a global colour table"
+        position = 13 + (3 << ((screen_packed & 0x07) + 1))
+        palette = data[13:position]
+        while data[position] == 0x21:  # extensions before the image (e.g. a comment): skip them
+            position += 2
+            while data[position] != 0:
+                position += 1 + data[position]
+            position += 1
+        assert data[position] == 0x2C and data[-1] == 0x3B, "expected one image block and the trailer"
+        descriptor = bytearray(data[position + 1 : position + 10])
+        descriptor[8] = 0x80 | (descriptor[8] & 0x40) | (screen_packed & 0x07)  # local table of the global's size
+        graphic_control = b"!\xf9\x04\x04" + struct.pack("<H", delay_centiseconds) + b"\x00\x00"  # disposal: keep
+        output += [graphic_control, b",", bytes(descriptor), palette, data[position + 10 : -1]]
+    output.append(b";")
+    Path(path).write_bytes(b"".join(output))
     return Path(path)
 
 

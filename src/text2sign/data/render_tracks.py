@@ -1,0 +1,382 @@
+"""Tracks -> a plain stick figure video, and its inverse: a video -> where the hands and head are.
+
+The figure, on a plain background, drawn in this order (later parts cover earlier ones):
+  torso and neck, fixed below the current nose -> arms, straight lines from the shoulders to the hands ->
+  head disc centred on the nose -> left hand disc (red) -> right hand disc (blue, the dominant hand, on top).
+The head and the two hands are the joints of tracks.JOINTS: green head, red left hand, blue right hand, three
+hues about 120 degrees apart that appear nowhere else (background, torso and arms are greys or faint tints,
+which FigureStyle checks), so `extract_trajectory` reads them back from the pixels alone, from a clean render
+or from a generated (blurry, off-colour) video: a per-pixel colour weight (see MIN_COVERAGE), then the
+weighted centroid near the strongest match. Frames are drawn with Pillow at SUPERSAMPLING times the size,
+then box-filtered down, so each output pixel holds the area fraction each part covers.
+
+Extraction floor, measured on the 181 real recordings rendered with 16 frames (`--measure_floor`), over
+found joints, with detection the share of (frame, joint) cells found:
+  32 px: mean joint error 0.120 px (left hand 0.182, right hand 0.095, head 0.085), max 1.24 px;
+         detection 99.55% (left hand 98.65%, right hand and head 100%)
+  64 px: mean joint error 0.155 px (left hand 0.248, right hand 0.084, head 0.132), max 2.11 px;
+         detection 99.76% (left hand 99.27%, right hand and head 100%)
+Joints clear of the others (a gap over 1.5 px) come back within 0.04-0.09 px on average, 0.18 px at worst.
+What remains is occlusion: every miss is a left hand under the right one (centres at most 1.1 px apart at
+32 px); a hand partly under the other, or over the face, pulls the covered joint's centroid (the 1-2 px
+worst frames). GIFs lose nothing (a frame has at most 109 colours, so its palette is exact); with
+--signer_colours, read back through the dataset: 0.121 px (32) / 0.155 px (64), detection 99.6% / 99.8%.
+Degraded like a generated video (Gaussian blur of sigma 0.025 frame widths, a colour cast and noise of 8
+grey levels): 0.16 px (32) / 0.24 px (64), detection 98.6%; blur 0.04 and noise 12: 0.25 / 0.38 px,
+detection 96.8% / 96.6%.
+
+`python -m text2sign.data.render_tracks TRACKS_DIR OUT_DIR --image_size 64 --num_frames 16 [--signer_colours]
+[--split train|seen_sentence|new_sentence]` writes NAME.gif + NAME.txt (the gloss sentence) pairs that
+SignVideoDataset reads, plus `trajectories.npz` (the rendered (num_frames, 3, 2) trajectories keyed by name)
+and `recordings.json` (the settings, and name, video, speaker, sentence per recording).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from text2sign.cli import run_with_one_line_errors
+from text2sign.data.tracks import JOINTS, NOSE_POSITION, SCALE, SPLITS, load_recordings, normalised_trajectory, split_recordings
+from text2sign.models.serialization import write_json
+from text2sign.video_io import write_gif
+
+Colour = tuple[int, int, int]
+
+SUPERSAMPLING = 4  # Pillow rounds shapes to whole pixels: at 4x a lone disc's centroid is off by 0.05 px on average
+# Figure geometry in frame widths, measured from the current nose (y grows downward). The shoulders sit where
+# the real signers' shoulders are relative to their noses, roughly 45 original pixels out and 55 down.
+SHOULDER_HALF_WIDTH = 0.15
+SHOULDER_DROP = 0.17
+HIP_HALF_WIDTH = 0.11
+HIP_DROP = 0.8  # below the frame for most poses: the torso reaches the bottom edge
+NECK_HALF_WIDTH = 0.03
+
+# Colour scoring by chroma (a colour minus its grey level): the background, torso and arms are greys or faint
+# tints, so a pixel's chroma along a joint's chroma, as a fraction of the joint's own, is the share of the
+# pixel that joint covers, whatever grey it is mixed with. Antialiasing and blur mix colours linearly, so
+# this share keeps a blurred disc's mass and centroid (the RGB-distance threshold tried first lost them: under
+# a blur of 0.04 frame widths it found 49-57% of the joints, this finds 97%). Shares below MIN_COVERAGE count nothing
+# (faint tints, noise); chroma across the joint's hue (another joint, a blend with it) fades the weight out
+# between OFF_HUE_NEAR and OFF_HUE_FAR, both as fractions of the joint's chroma.
+MIN_COVERAGE = 0.15
+OFF_HUE_NEAR = 0.35
+OFF_HUE_FAR = 0.7
+MIN_JOINT_CHROMA = 80.0  # a joint colour needs this much chroma (0-255 units) to stand out from noise
+# A joint is found when its matching pixels add up to this fraction of its disc's area: less is a hand
+# almost wholly behind the other one (or the model drew nothing), and its centroid would be invented.
+MIN_FOUND_FRACTION = 0.3
+# The centroid is taken within this many disc radii (plus one pixel) of the strongest match, so stray
+# matching pixels elsewhere in a generated frame do not drag it; wide enough for a blur of a pixel or two.
+WINDOW_RADII = 2.5
+# A joint is also an isolated blob: the density of matching colour in the disc-sized box at the peak must be
+# this many times the density in the ring around it (the box three times as wide, minus the inner box). On a
+# rendered figure the ring is grey (ratio > 190 for 99% of blurred, noisy renders of the real recordings); in
+# uniform colour noise matching pixels are everywhere (ratio <= 10 over 64 frames), so noise is never "found".
+MIN_CONTRAST = 20.0
+RING_WIDTH_FACTOR = 3
+MIN_IMAGE_SIZE = 8  # pixels: a hand disc is already under one pixel across at 8; smaller draws nothing useful
+GIF_FPS = 8.0  # nominal: every clip is num_frames frames spanning its whole recording, whatever its length
+
+# Torso and arm colours per signer with --signer_colours; joint colours stay, so extraction is unchanged.
+SIGNER_PALETTE: tuple[tuple[Colour, Colour], ...] = (
+    ((170, 170, 170), (80, 80, 80)),  # grey
+    ((205, 198, 188), (110, 103, 95)),  # warm light
+    ((140, 145, 155), (55, 60, 70)),  # cool dark
+    ((190, 180, 195), (95, 85, 100)),  # lilac grey
+)
+
+
+def _chroma(colours: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3): each colour minus its grey level (the mean of its channels)."""
+    colours = np.asarray(colours, dtype=np.float32)
+    return colours - colours.mean(axis=-1, keepdims=True)
+
+
+def _coverage_and_off_hue(pixels: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) pixels -> (coverage, off_hue), each (...): the pixel's chroma along and across the joint
+    colour's chroma, as fractions of the joint's chroma (see MIN_COVERAGE)."""
+    pixel_chroma = _chroma(pixels)  # (..., 3)
+    joint_chroma = _chroma(colour)  # (3,)
+    strength = float(joint_chroma @ joint_chroma)
+    coverage = pixel_chroma @ joint_chroma / strength  # (...)
+    off_hue = np.linalg.norm(pixel_chroma - coverage[..., None] * joint_chroma, axis=-1) / np.sqrt(strength)  # (...)
+    return coverage, off_hue
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    background: Colour = (255, 255, 255)
+    torso: Colour = SIGNER_PALETTE[0][0]
+    arms: Colour = SIGNER_PALETTE[0][1]
+    head: Colour = (0, 170, 50)  # green: the three joint hues lie about 120 degrees apart
+    left_hand: Colour = (220, 20, 20)  # red
+    right_hand: Colour = (20, 40, 220)  # blue
+    head_radius: float = 0.08  # frame widths
+    hand_radius: float = 0.055  # smaller than the head, so a hand over the face leaves a ring of head around it
+    arm_width: float = 0.035
+
+    def __post_init__(self):
+        for field in ("background", "torso", "arms", "head", "left_hand", "right_hand"):
+            colour = getattr(self, field)
+            if len(colour) != 3 or not all(0 <= channel <= 255 for channel in colour):
+                raise ValueError(f"FigureStyle.{field} must be an (r, g, b) triple of 0-255 values, got {colour}")
+            object.__setattr__(self, field, tuple(int(channel) for channel in colour))  # Pillow wants a tuple, not a list
+        for field in ("head_radius", "hand_radius", "arm_width"):
+            if not 0 < getattr(self, field) < 0.5:
+                raise ValueError(f"FigureStyle.{field} is in frame widths and must be in (0, 0.5), got {getattr(self, field)}")
+        joints = dict(zip(JOINTS, self.joint_colours))
+        others = {**joints, "background": self.background, "torso": self.torso, "arms": self.arms}
+        for joint, colour in joints.items():
+            if np.linalg.norm(_chroma(colour)) < MIN_JOINT_CHROMA:
+                raise ValueError(f"FigureStyle: the {joint} colour {tuple(colour)} is too grey; give it a saturated hue")
+            for other, other_colour in others.items():
+                coverage, off_hue = _coverage_and_off_hue(np.asarray(other_colour, dtype=np.float32), colour)
+                # Half of MIN_COVERAGE: a margin for the noise and drift of generated pixels.
+                if other != joint and coverage > MIN_COVERAGE / 2 and off_hue < OFF_HUE_FAR:
+                    raise ValueError(
+                        f"FigureStyle: the {other} colour {tuple(other_colour)} reads as {coverage:.0%} {joint}; "
+                        f"keep the background, torso and arms near grey and the joint hues apart"
+                    )
+
+    @property
+    def joint_colours(self) -> np.ndarray:
+        return np.array([self.left_hand, self.right_hand, self.head], dtype=np.float32)  # (3, 3) in JOINTS order
+
+    @property
+    def joint_radii(self) -> np.ndarray:
+        return np.array([self.hand_radius, self.hand_radius, self.head_radius])  # (3,) in JOINTS order
+
+    def for_signer(self, index: int) -> FigureStyle:
+        """The style with signer `index`'s torso and arm colours from SIGNER_PALETTE."""
+        torso, arms = SIGNER_PALETTE[index % len(SIGNER_PALETTE)]
+        return dataclasses.replace(self, torso=torso, arms=arms)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _check_trajectory(trajectory) -> np.ndarray:
+    trajectory = np.asarray(trajectory, dtype=np.float64)
+    if trajectory.ndim != 3 or trajectory.shape[1:] != (len(JOINTS), 2):
+        raise ValueError(f"trajectory must be (frames, 3, 2) with joints {JOINTS}, got shape {trajectory.shape}")
+    if not np.isfinite(trajectory).all():
+        raise ValueError("trajectory has non-finite positions: a figure needs every joint in every frame")
+    return trajectory
+
+
+def _check_image_size(image_size: int) -> None:
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE} pixels for the figure to be drawn, got {image_size}")
+
+
+def render_frame(positions: np.ndarray, image_size: int, style: FigureStyle = FigureStyle()) -> np.ndarray:
+    """(3, 2) joint positions in frame widths -> (image_size, image_size, 3) uint8."""
+    size = image_size * SUPERSAMPLING
+    image = Image.new("RGB", (size, size), style.background)
+    draw = ImageDraw.Draw(image)
+    # Pillow's coordinates put pixel i on [i, i + 1), as frame widths * size do: no half-pixel shift.
+    left_hand, right_hand, nose = (positions * size).tolist()
+    nose_x, nose_y = nose
+
+    def disc(centre, radius: float, colour: Colour) -> None:
+        radius *= size
+        draw.ellipse((centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius), fill=colour)
+
+    # "left" is the database's label: the signer's left hand, on the right of the image, so its shoulder too.
+    left_shoulder = (nose_x + SHOULDER_HALF_WIDTH * size, nose_y + SHOULDER_DROP * size)
+    right_shoulder = (nose_x - SHOULDER_HALF_WIDTH * size, nose_y + SHOULDER_DROP * size)
+    hips = [(nose_x + side * HIP_HALF_WIDTH * size, nose_y + HIP_DROP * size) for side in (1, -1)]
+    draw.polygon([left_shoulder, right_shoulder, *hips[::-1]], fill=style.torso)
+    draw.rectangle((nose_x - NECK_HALF_WIDTH * size, nose_y, nose_x + NECK_HALF_WIDTH * size, left_shoulder[1]), fill=style.torso)
+    arm_width = max(1, round(style.arm_width * size))
+    draw.line([left_shoulder, tuple(left_hand)], fill=style.arms, width=arm_width)
+    draw.line([right_shoulder, tuple(right_hand)], fill=style.arms, width=arm_width)
+    disc(nose, style.head_radius, style.head)
+    disc(left_hand, style.hand_radius, style.left_hand)
+    disc(right_hand, style.hand_radius, style.right_hand)  # last: the dominant hand covers the other
+    # BOX averages each SUPERSAMPLING^2 block: a pixel's colour is the area-weighted mix of what covers it.
+    return np.asarray(image.resize((image_size, image_size), Image.Resampling.BOX), dtype=np.uint8)
+
+
+def render_trajectory(trajectory: np.ndarray, image_size: int, style: FigureStyle = FigureStyle()) -> np.ndarray:
+    """(f, 3, 2) frame widths -> (f, image_size, image_size, 3) uint8."""
+    trajectory = _check_trajectory(trajectory)
+    _check_image_size(image_size)
+    return np.stack([render_frame(positions, image_size, style) for positions in trajectory])  # (f, h, w, 3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Extraction
+# ----------------------------------------------------------------------------------------------------------
+
+
+def colour_weights(video: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(f, h, w, 3) -> (f, h, w) in [0, 1]: how much of each pixel `colour` covers (see MIN_COVERAGE)."""
+    coverage, off_hue = _coverage_and_off_hue(video, colour)  # (f, h, w), (f, h, w)
+    share = np.clip((coverage - MIN_COVERAGE) / (1.0 - MIN_COVERAGE), 0.0, 1.0)
+    return share * np.clip((OFF_HUE_FAR - off_hue) / (OFF_HUE_FAR - OFF_HUE_NEAR), 0.0, 1.0)
+
+
+def _box_sums(weights: np.ndarray, half: int) -> np.ndarray:
+    """(f, h, w) -> (f, h, w): sum over the (2 half + 1)^2 box centred on each pixel (zeros beyond the edge)."""
+    side = 2 * half + 1
+    padded = np.pad(weights, ((0, 0), (half + 1, half), (half + 1, half)))  # leading zero row/column for the integral
+    integral = padded.cumsum(axis=1).cumsum(axis=2)  # (f, h + side, w + side)
+    return integral[:, side:, side:] - integral[:, :-side, side:] - integral[:, side:, :-side] + integral[:, :-side, :-side]
+
+
+def extract_trajectory(video: np.ndarray, style: FigureStyle = FigureStyle()) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (f, h, w, 3) -> (positions (f, 3, 2) float32 frame widths, found (f, 3) bool).
+
+    Per joint and frame: colour weights, the strongest disc-sized patch of them, and the weighted centroid of
+    the pixels near it (pixel centres at (column + 0.5) / width). A joint whose weights add up to less than
+    MIN_FOUND_FRACTION of its disc, or that is not an isolated blob (MIN_CONTRAST: colour noise is not a hand),
+    is not found and its position is NaN: it is never guessed.
+    """
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise ValueError(f"video must be uint8 (frames, height, width, 3), got {video.dtype} {video.shape}")
+    num_frames, height, width, _ = video.shape
+    if height != width:
+        raise ValueError(f"video frames must be square (the figure is drawn in frame widths), got {height}x{width}")
+    rows, columns = np.mgrid[0:height, 0:width] + 0.5  # (h, w) pixel centres
+    positions = np.full((num_frames, len(JOINTS), 2), np.nan, dtype=np.float32)
+    found = np.zeros((num_frames, len(JOINTS)), dtype=bool)
+    for joint, (colour, radius) in enumerate(zip(style.joint_colours, style.joint_radii)):
+        radius_pixels = radius * width
+        weights = colour_weights(video, colour)  # (f, h, w)
+        half = max(1, round(radius_pixels))
+        inner_sums = _box_sums(weights, half).reshape(num_frames, -1)  # (f, h * w)
+        peaks = inner_sums.argmax(axis=1)  # (f,)
+        peak_rows, peak_columns = np.unravel_index(peaks, (height, width))  # (f,), (f,)
+        inner = inner_sums[np.arange(num_frames), peaks]  # (f,)
+        outer = _box_sums(weights, RING_WIDTH_FACTOR * half).reshape(num_frames, -1)[np.arange(num_frames), peaks]  # (f,)
+        inner_area, outer_area = (2 * half + 1) ** 2, (2 * RING_WIDTH_FACTOR * half + 1) ** 2
+        ring_density = (outer - inner) / (outer_area - inner_area)  # (f,) beyond the frame edge counts as empty
+        isolated = inner / inner_area >= MIN_CONTRAST * ring_density  # (f,)
+        window_radius = WINDOW_RADII * radius_pixels + 1.0
+        near = (rows - (peak_rows[:, None, None] + 0.5)) ** 2 + (columns - (peak_columns[:, None, None] + 0.5)) ** 2
+        windowed = weights * (near <= window_radius**2)  # (f, h, w)
+        mass = windowed.sum(axis=(1, 2))  # (f,) in pixels
+        found[:, joint] = (mass >= MIN_FOUND_FRACTION * np.pi * radius_pixels**2) & isolated
+        safe_mass = np.where(found[:, joint], mass, 1.0)  # (f,) no division by zero where nothing was found
+        centroid_x = (windowed * columns).sum(axis=(1, 2)) / safe_mass / width  # (f,)
+        centroid_y = (windowed * rows).sum(axis=(1, 2)) / safe_mass / height  # (f,)
+        positions[found[:, joint], joint] = np.stack([centroid_x, centroid_y], axis=-1)[found[:, joint]]
+    return positions, found
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing a folder
+# ----------------------------------------------------------------------------------------------------------
+
+
+def render_folder(
+    tracks_dir: str | Path,
+    out_dir: str | Path,
+    image_size: int = 64,
+    num_frames: int = 16,
+    names: Sequence[str] | None = None,
+    style: FigureStyle = FigureStyle(),
+    signer_colours: bool = False,
+) -> list[str]:
+    """Render recordings (all, or `names`) to out_dir as NAME.gif + NAME.txt, plus trajectories.npz and
+    recordings.json; returns the names written. With signer_colours, signers (in sorted order of all the
+    folder's speakers) get SIGNER_PALETTE's torso and arm colours in turn."""
+    _check_image_size(image_size)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    recordings = load_recordings(tracks_dir)
+    speakers = sorted({recording.speaker for recording in recordings})
+    if names is not None:
+        unknown = sorted(set(names) - {recording.name for recording in recordings})
+        if unknown:
+            raise ValueError(f"{len(unknown)} names are not recordings of {tracks_dir}: {unknown[:5]}")
+        recordings = [recording for recording in recordings if recording.name in set(names)]
+    out_dir = Path(out_dir)
+    # The dataset pairs every NAME.gif in the folder: GIFs left by an earlier render (another split) would
+    # join these recordings unnoticed, with no trajectory in trajectories.npz.
+    strangers = sorted(path.stem for path in out_dir.glob("*.gif") if path.stem not in {recording.name for recording in recordings})
+    if strangers:
+        raise ValueError(f"{out_dir} already holds {len(strangers)} other GIFs ({', '.join(strangers[:3])}): render into an empty folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trajectories = {}
+    for recording in recordings:
+        trajectory = normalised_trajectory(recording, num_frames)  # (f, 3, 2)
+        signer_style = style.for_signer(speakers.index(recording.speaker)) if signer_colours else style
+        write_gif(out_dir / f"{recording.name}.gif", render_trajectory(trajectory, image_size, signer_style), GIF_FPS)
+        (out_dir / f"{recording.name}.txt").write_text(recording.sentence + "\n", encoding="utf-8")
+        trajectories[recording.name] = trajectory
+    np.savez(out_dir / "trajectories.npz", **trajectories)
+    write_json(out_dir / "recordings.json", {
+        "tracks_dir": str(Path(tracks_dir).resolve()),
+        "image_size": image_size,
+        "num_frames": num_frames,
+        "signer_colours": signer_colours,
+        "nose_position": list(NOSE_POSITION),
+        "scale": SCALE,
+        "joints": list(JOINTS),
+        "recordings": [
+            {"name": recording.name, "video": recording.video, "speaker": recording.speaker, "sentence": recording.sentence}
+            for recording in recordings
+        ],
+    })
+    return [recording.name for recording in recordings]
+
+
+def measure_floor(tracks_dir: str | Path, image_size: int, num_frames: int = 16, style: FigureStyle = FigureStyle()) -> dict:
+    """Render every recording and extract it again: mean joint error in pixels (per joint, over found joints)
+    and the detection rate, the best any generated video can score against these trajectories."""
+    errors, detections = [], []
+    for recording in load_recordings(tracks_dir):
+        trajectory = normalised_trajectory(recording, num_frames)  # (f, 3, 2)
+        positions, found = extract_trajectory(render_trajectory(trajectory, image_size, style), style)
+        errors.append(np.where(found, np.linalg.norm(positions - trajectory, axis=-1), np.nan) * image_size)  # (f, 3) px
+        detections.append(found)
+    errors, detections = np.concatenate(errors), np.concatenate(detections)  # (N, 3)
+    return {
+        "image_size": image_size,
+        "mean_error_pixels": float(np.nanmean(errors)),
+        "max_error_pixels": float(np.nanmax(errors)),
+        "per_joint_error_pixels": dict(zip(JOINTS, np.nanmean(errors, axis=0).tolist())),
+        "detection_rate": float(detections.mean()),
+        "per_joint_detection_rate": dict(zip(JOINTS, detections.mean(axis=0).tolist())),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tracks_dir", help="folder holding tracks.csv and words.csv")
+    parser.add_argument("out_dir", help="where NAME.gif + NAME.txt, trajectories.npz and recordings.json go")
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--num_frames", type=int, default=16)
+    parser.add_argument("--signer_colours", action="store_true", help="a torso and arm colour per signer")
+    parser.add_argument("--split", choices=SPLITS, help="render only this split of tracks.split_recordings")
+    parser.add_argument("--measure_floor", action="store_true", help="print the extraction floor at image_size instead of writing")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if args.measure_floor:
+            print(json.dumps(measure_floor(args.tracks_dir, args.image_size, args.num_frames), indent=1))
+            return 0
+        names = split_recordings(load_recordings(args.tracks_dir))[args.split] if args.split else None
+        written = render_folder(args.tracks_dir, args.out_dir, args.image_size, args.num_frames, names, signer_colours=args.signer_colours)
+        print(f"wrote {len(written)} recordings to {args.out_dir}")
+        return 0
+
+    return run_with_one_line_errors("text2sign.data.render_tracks", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
