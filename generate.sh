@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generate videos from a trained checkpoint; presets choose sampling quality, other flags pass through.
 #   ./generate.sh --checkpoint ./checkpoints/best_model.pt --prompts "Hello" "How are you?" "Thank you"
+#   ./generate.sh --tiny --checkpoint ./checkpoints --prompts "Hello"      # after ./train.sh --tiny
 #   ./generate.sh --small --checkpoint ./checkpoints --prompts "Hello"     # DPM-Solver++ 20 steps: fast
 #   ./generate.sh --large --checkpoint ./checkpoints --prompts_file prompts.txt --format mp4
 set -euo pipefail
@@ -9,6 +10,7 @@ sampling=(--scheduler ddim --num_inference_steps 50)        # standard
 args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --tiny) sampling=(--scheduler dpm --num_inference_steps 20); shift ;;
     --small) sampling=(--scheduler dpm --num_inference_steps 20); shift ;;
     --standard) sampling=(--scheduler ddim --num_inference_steps 50); shift ;;
     --large) sampling=(--scheduler ddim --num_inference_steps 100); shift ;;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Train with a preset; every other flag passes through to train.py (later flags win).
+#   ./train.sh --tiny                     # the first run: 4 bundled clips, a few minutes on a CPU
 #   ./train.sh --small --epochs 10
 #   ./train.sh --large --data_dir /data/how2sign --mixed_precision bf16
 #   NPROC=4 ./train.sh --standard --data_dir /data/how2sign      # torchrun, 4 GPUs (DDP)
@@ -9,7 +10,7 @@ preset=standard
 args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --small|--standard|--large) preset="${1#--}"; shift ;;
+    --tiny|--small|--standard|--large) preset="${1#--}"; shift ;;
     --epochs) args+=(--num_epochs "$2"); shift 2 ;;
     *) args+=("$1"); shift ;;
   esac

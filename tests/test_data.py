@@ -450,3 +450,23 @@ def test_an_empty_split_raises_with_advice(tmp_path):
     write_pair(tmp_path, "only", numbered_gif(1))
     with pytest.raises(ValueError, match="raise val_fraction"):
         dataset(tmp_path, split="val", val_fraction=0.0)
+
+
+def test_asking_more_frames_than_a_clip_has_warns_with_the_counts(tmp_path):
+    write_pair(tmp_path, "short", numbered_gif(4, 16, 16))
+    dataset = SignVideoDataset(DataConfig(str(tmp_path), num_frames=6, image_size=8, verbose=False))
+    with pytest.warns(UserWarning, match=r"has 4 frames but num_frames=6: its last frame is held for the other 2"):
+        dataset[0]
+
+
+def test_asking_more_pixels_than_a_clip_has_warns_with_the_sizes(tmp_path):
+    write_pair(tmp_path, "small", numbered_gif(4, 16, 12))
+    dataset = SignVideoDataset(DataConfig(str(tmp_path), num_frames=4, image_size=24, verbose=False))
+    with pytest.warns(UserWarning, match=r"16x12 but image_size=24: it is upsampled 2x"):
+        dataset[0]
+
+
+def test_a_clip_with_enough_frames_and_pixels_loads_without_a_warning(tmp_path, recwarn):
+    write_pair(tmp_path, "ample", numbered_gif(8, 16, 16))
+    SignVideoDataset(DataConfig(str(tmp_path), num_frames=8, image_size=16, verbose=False))[0]
+    assert not [warning for warning in recwarn if "num_frames" in str(warning.message) or "image_size" in str(warning.message)]

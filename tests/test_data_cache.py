@@ -168,3 +168,10 @@ def test_command_line_prepare_and_inspect(clip_folder, tmp_path):
     assert len(SignVideoDataset(config_for(clip_folder, cache_dir=str(tmp_path / "cache")))) == NUM_CLIPS
     strict = run_module(*arguments[:3], "--out", str(tmp_path / "strict"), "--strict")
     assert strict.returncode != 0 and "empty.gif: zero_bytes" in strict.stderr
+
+
+def test_a_cache_of_short_or_small_clips_says_so_with_the_counts(clip_folder, tmp_path):
+    # clip lengths are 2, 5, 8, ... frames: 2 of the 12 are shorter than num_frames=6; widths 10-21 at height 12
+    build(clip_folder, tmp_path / "cache")
+    with pytest.warns(UserWarning, match=r"2 of 12 cached clips have fewer than num_frames=6 frames \(fewest 2\)"):
+        SignVideoDataset(config_for(clip_folder, cache_dir=str(tmp_path / "cache")))

@@ -403,3 +403,28 @@ def test_zero_terminal_snr_flag_reaches_the_saved_scheduler(tmp_path):
     assert sampler.alphas_cumprod[int(sampler.timesteps[0])] == 0
     video = pipeline(["hello"], num_inference_steps=4, generator=torch.Generator().manual_seed(0), progress=False, output_type="tensor")
     assert torch.isfinite(video).all()
+
+
+def test_training_takes_frames_as_validation_and_evaluation_do_by_default():
+    from text2sign.data.config import DataConfig
+    from text2sign.training.config import PRESETS, TrainConfig
+
+    evaluation_sampling = DataConfig(data_dir="unused").frame_sampling  # what evaluate.py and validation use
+    assert TrainConfig().train_frame_sampling == evaluation_sampling
+    for name, preset in PRESETS.items():
+        assert preset.train_frame_sampling == evaluation_sampling, name
+
+
+def test_every_preset_asks_no_more_frames_or_pixels_than_the_bundled_clips_have():
+    from pathlib import Path
+
+    from text2sign.data.clip import load_clip
+    from text2sign.data.config import DataConfig
+    from text2sign.training.config import PRESETS
+
+    bundled = sorted((Path(__file__).resolve().parents[1] / "training_data").glob("*.gif"))
+    assert bundled, "training_data/ should hold the bundled How2Sign clips"
+    _, info = load_clip(bundled[0], DataConfig(data_dir="unused", num_frames=1, image_size=8))
+    for name, preset in PRESETS.items():
+        assert preset.num_frames <= info.timeline_length, f"{name}: {preset.num_frames} frames of {info.timeline_length}-frame clips"
+        assert preset.image_size <= min(info.width, info.height), f"{name}: {preset.image_size} px of {info.width}x{info.height} clips"

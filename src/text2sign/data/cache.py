@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,19 @@ class FrameCache:
         pending = int(np.count_nonzero(self.status == PENDING))
         if pending:
             raise ValueError(f"cache {self.cache_dir} is incomplete ({pending:,} of {len(self.names):,} clips pending): rerun prepare with the same --out to resume")
+        # The cache holds frames already held or upsampled to its settings; say so once, with the counts.
+        done = self.status == DONE
+        info = {name: self.clip_info[done, CLIP_INFO_FIELDS.index(name)] for name in ("timeline_length", "width", "height")}
+        if done.any():
+            short_frames = int(np.count_nonzero(info["timeline_length"] < config.num_frames))
+            sides = np.minimum(info["width"], info["height"]) if config.resize_mode == "crop" else np.maximum(info["width"], info["height"])
+            small = int(np.count_nonzero(sides < config.image_size))
+            if short_frames:
+                warnings.warn(f"{short_frames:,} of {int(done.sum()):,} cached clips have fewer than num_frames={config.num_frames} frames "
+                              f"(fewest {int(info['timeline_length'].min())}): their last frame is held to fill")
+            if small:
+                warnings.warn(f"{small:,} of {int(done.sum()):,} cached clips are smaller than image_size={config.image_size} "
+                              f"(smallest side {int(sides.min())}): they were upsampled")
         if config.frame_sampling == "random":
             # The cache stores the uniform frames; a random window would need frames it does not hold.
             timeline_lengths = self.clip_info[:, CLIP_INFO_FIELDS.index("timeline_length")]

@@ -45,3 +45,23 @@ def load_clip(path: str | os.PathLike, config: DataConfig, rng: np.random.Genera
     frames = np.stack([decoded[index] for index in source_indices.tolist()])  # (f, h, w, c)
     info = ClipInfo(layout.num_frames, layout.width, layout.height, layout.duration_ms, len(timeline))
     return frames, info
+
+
+def shortfall_messages(timeline_length: int, width: int, height: int, config: DataConfig) -> list[str]:
+    """What a clip cannot supply: fewer frames than num_frames (the last is held to fill) or fewer pixels than
+    image_size (it is upsampled). Said with the counts, so a preset that asks 32 frames of 16-frame clips is
+    never a silent repeat. The messages name no clip: warnings.warn then shows each distinct shortfall once."""
+    messages = []
+    if timeline_length < config.num_frames:
+        messages.append(
+            f"a clip has {timeline_length} frames but num_frames={config.num_frames}: its last frame is held for the other "
+            f"{config.num_frames - timeline_length}; set num_frames <= {timeline_length} to train on real frames only"
+        )
+    # crop mode maps the short side onto image_size, letterbox the long side
+    side = min(width, height) if config.resize_mode == "crop" else max(width, height)
+    if side < config.image_size:
+        messages.append(
+            f"a clip is {width}x{height} but image_size={config.image_size}: it is upsampled {config.image_size / side:.2g}x; "
+            f"set image_size <= {side} to train on its own pixels"
+        )
+    return messages

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from text2sign.data.cache import DONE, FrameCache
-from text2sign.data.clip import load_clip
+from text2sign.data.clip import load_clip, shortfall_messages
 from text2sign.data.config import DataConfig
 from text2sign.data.frames import frames_to_video
 from text2sign.data.pairing import format_summary, pair_folder, write_json_atomically
@@ -120,7 +121,9 @@ class SignVideoDataset(Dataset):
         """(f, h, w, c) uint8 frames of the item at position; UnreadableFileError from a raw GIF."""
         if self._cache is not None:
             return np.array(self._cache.frames[self._sources[position]])  # copy out of the read-only memmap
-        frames, _ = load_clip(self._sources[position], self.config, rng)
+        frames, info = load_clip(self._sources[position], self.config, rng)
+        for message in shortfall_messages(info.timeline_length, info.width, info.height, self.config):
+            warnings.warn(message, stacklevel=2)
         return frames
 
     def __getitem__(self, index: int) -> dict:

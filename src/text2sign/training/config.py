@@ -27,7 +27,10 @@ class TrainConfig:
     val_fraction: float = 0.05  # held out by a hash of the clip name; 0 disables validation loss
     group_pattern: str | None = None  # regex on clip names: one group never straddles train/val
     num_workers: int = 2
-    train_frame_sampling: str = "random"  # "random" windows (augmentation) | "uniform" (whole clip; memorisation studies)
+    # "uniform": frames spread over the whole clip, as validation and evaluation take them (and all 16 frames of a
+    # 16-frame How2Sign clip); "random": consecutive windows, an augmentation that trains on other frames than
+    # those the model is evaluated on, so it is opt-in.
+    train_frame_sampling: str = "uniform"
     # model
     preset: str = "standard"
     model_channels: int = 128
@@ -141,15 +144,26 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-# The three presets named in the README. Channel widths, sizes and frame counts are the project's brief;
-# channel_mult (1, 2, 2, 2) keeps the standard UNet at ~63M parameters (the (1, 2, 4, 4) of image UNets
+# The presets named in the README. Every one takes frames and pixels the How2Sign clips have (16 frames of 64x64):
+# asking for more only repeats the last frame and upsamples (the data warns when it must). Channel widths follow
+# the brief; channel_mult (1, 2, 2, 2) keeps the standard UNet at ~63M parameters (the (1, 2, 4, 4) of image UNets
 # gave 190M and 7 GB of CPU activations per clip for 64x64x16 video).
 PRESETS: dict[str, TrainConfig] = {
+    # tiny is the first run: the four bundled clips memorised in under 5 minutes on a 2-core CPU (the README's
+    # main command; measured by benchmarks/first_run.py). A 3M-parameter UNet at 32x32x8, attention at 8x8 and
+    # 4x4 only (at 16x16 it cost 1.6x the step time), the 4e-4 constant rate that memorised 69 ISL phrases
+    # (docs/conditioning.md), and an EMA horizon (~1/(1-0.99) = 100 steps) short enough for a run of ~1000 steps.
+    "tiny": TrainConfig(preset="tiny", model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3),
+                        image_size=32, num_frames=8, batch_size=4, num_workers=0, val_fraction=0.0,
+                        learning_rate=4e-4, lr_schedule="constant", warmup_steps=50, ema_max_decay=0.99,
+                        max_steps=1000, save_every=500, sample_every=1000, sample_steps=20, log_every=50, keep_last=1),
     # small is the smoke-test size: a short warm-up and frequent saves/samples suit its minutes-long runs.
     "small": TrainConfig(preset="small", model_channels=64, channel_mult=(1, 2, 2), attention_levels=(1, 2), image_size=32, num_frames=8, batch_size=2,
                          warmup_steps=50, save_every=250, sample_every=250, sample_steps=20),
     "standard": TrainConfig(preset="standard", model_channels=128, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=64, num_frames=16, batch_size=4),
-    "large": TrainConfig(preset="large", model_channels=256, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=128, num_frames=32, batch_size=2),
+    # large widens the network, not the clips: 32 frames at 128x128 of 16-frame 64x64 data would be repeated
+    # frames and upsampled pixels. Attention moves up to 32x32 and 16x16, where a wider model can afford it.
+    "large": TrainConfig(preset="large", model_channels=256, channel_mult=(1, 2, 2, 2), attention_levels=(1, 2), image_size=64, num_frames=16, batch_size=2),
 }
 
 
