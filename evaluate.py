@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from text2sign.cli import run_with_one_line_errors
 
@@ -57,7 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
+def evaluate(args: argparse.Namespace):
+    """Score the checkpoint and write the report; returns (ConditioningEvaluation, ReportFiles)."""
+    import dataclasses
+
     import torch
 
     from text2sign.data.config import DataConfig
@@ -66,6 +68,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
     from text2sign.evaluation.conditioning import evaluate_conditioning
     from text2sign.evaluation.fvd import FrechetVideoDistance
     from text2sign.evaluation.report import write_report
+    from text2sign.evaluation.results import ScoredSplit
     from text2sign.models.pipeline import TextToSignPipeline
     from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
 
@@ -91,10 +94,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
         data_dir=args.data_dir, num_frames=args.num_frames or pipeline.config.num_frames,
         image_size=args.image_size or pipeline.config.image_size, frame_sampling="uniform", verbose=False,
     ))
-    split = {"scored": args.split, "description": SPLIT_DESCRIPTIONS[args.split], "record": str(record_path) if record_path else None}
-    if record is not None:
-        split.update(val_fraction=record.val_fraction, group_pattern=record.group_pattern,
-                     train_clips=len(record.train), val_clips=len(record.val))
+    missing_from_data_dir, training_clips_in_data_dir, note = None, None, None
     if args.split != "all":
         dataset = NamedClips(dataset, record.names(args.split))
         if not len(dataset):
@@ -103,45 +103,48 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict[str, Path]]:
         if dataset.missing:
             print(f"warning: {len(dataset.missing)} {args.split} clips of {record_path} are not in {args.data_dir} "
                   f"(e.g. {', '.join(dataset.missing[:3])}); scoring the other {len(dataset)}", file=sys.stderr)
-        split["missing_from_data_dir"] = dataset.missing
+        missing_from_data_dir = dataset.missing
     if args.split == "train":
-        split["note"] = MEMORISATION_NOTE
+        note = MEMORISATION_NOTE
     elif args.split == "all" and record is None:
-        split["note"] = "no split record, so which of these clips the model trained on is unknown; any it did measure memorisation"
+        note = "no split record, so which of these clips the model trained on is unknown; any it did measure memorisation"
     elif args.split == "all":
-        seen = len(set(dataset.names) & set(record.train))
-        split["training_clips_in_data_dir"] = seen
-        if seen:  # a separate held-out folder shares no names with the training split
-            split["note"] = f"{seen} of the {len(dataset)} clips in --data_dir are training clips: their scores measure memorisation"
+        training_clips_in_data_dir = len(set(dataset.names) & set(record.train))
+        if training_clips_in_data_dir:  # a separate held-out folder shares no names with the training split
+            note = f"{training_clips_in_data_dir} of the {len(dataset)} clips in --data_dir are training clips: their scores measure memorisation"
+    split = ScoredSplit(
+        scored=args.split, description=SPLIT_DESCRIPTIONS[args.split], record=str(record_path) if record_path else None,
+        val_fraction=record.val_fraction if record else None, group_pattern=record.group_pattern if record else None,
+        train_clips=len(record.train) if record else None, val_clips=len(record.val) if record else None,
+        missing_from_data_dir=missing_from_data_dir, training_clips_in_data_dir=training_clips_in_data_dir, note=note,
+    )
     fvd_metric = FrechetVideoDistance(args.fvd_detector, device=device) if args.fvd_detector else None
     result = evaluate_conditioning(
         pipeline, dataset, seeds=args.seeds, num_inference_steps=args.num_inference_steps, guidance_scales=args.guidance_scales,
         scheduler=args.scheduler, num_candidates=args.num_candidates, max_clips=args.max_clips, batch_size=args.batch_size,
         seed=args.seed, fvd_metric=fvd_metric,
     )
-    result["checkpoint"] = str(checkpoint)
-    result["split"] = split
-    result["data_dir"] = str(args.data_dir)
-    videos = result.pop("videos")
-    paths = write_report(result, args.output_dir, videos["real"], videos["generated"], result["prompts"])
-    return result, paths
+    result = dataclasses.replace(result, checkpoint=str(checkpoint), split=split, data_dir=str(args.data_dir))
+    files = write_report(result, args.output_dir, result.videos.real, result.videos.generated, result.prompts)
+    return result, files
 
 
-def summary_lines(result: dict) -> list[str]:
-    gap, identification = result["loss_gap"], result["caption_identification"]
+def summary_lines(result) -> list[str]:
+    """The printed summary of a ConditioningEvaluation that has its split set."""
+    gap, identification, split = result.loss_gap, result.caption_identification, result.split
     lines = [
-        f"clips: {result['num_clips']} (one per caption) of split {result['split']['scored']}: {result['split']['description']} "
+        f"clips: {result.num_clips} (one per caption) of split {split.scored}: {split.description} "
         "(names in evaluation.json under clip_names)",
-        f"loss gap (deranged - right): {gap['gap']:.3g} ± {gap['gap_standard_error']:.2g}, relative {gap['relative_gap']:.3g} (chance 0)",
-        f"caption identification ({identification['num_candidates']}-way): {identification['accuracy']:.3f} (chance {identification['chance']:.3f})",
+        f"loss gap (deranged - right): {gap.gap:.3g} ± {gap.gap_standard_error:.2g}, relative {gap.relative_gap:.3g} (chance 0)",
+        f"caption identification ({identification.num_candidates}-way): {identification.accuracy:.3f} (chance {identification.chance:.3f})",
     ]
-    if "note" in result["split"]:
-        lines.append(f"note: {result['split']['note']}")
-    for label, scores in result["guidance"].items():
-        retrieval = scores["retrieval"]["pixel"]
-        sensitivity = scores["prompt_sensitivity"]["pixel"]
-        lines.append(f"guidance {label}: retrieval top-1 {retrieval['top1']:.3f} (chance {retrieval['chance_top1']:.3f}), "
-                     f"prompt sensitivity same seed {sensitivity['ratio_same_seed']:.3g} (chance 0), PSNR {scores['psnr']:.2f} dB")
+    if split.note is not None:
+        lines.append(f"note: {split.note}")
+    for label, scores in result.guidance.items():
+        retrieval = scores.retrieval["pixel"]
+        sensitivity = scores.prompt_sensitivity["pixel"]
+        lines.append(f"guidance {label}: retrieval top-1 {retrieval.top[1]:.3f} (chance {retrieval.chance_top[1]:.3f}), "
+                     f"prompt sensitivity same seed {sensitivity.ratio_same_seed:.3g} (chance 0), PSNR {scores.psnr:.2f} dB")
     return lines
 
 
@@ -149,10 +152,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        result, paths = evaluate(args)
+        result, files = evaluate(args)
         for line in summary_lines(result):
             print(line)
-        print(f"report: {paths['markdown']}")
+        print(f"report: {files.markdown}")
         return 0
 
     return run_with_one_line_errors("evaluate.py", body)

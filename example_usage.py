@@ -13,10 +13,10 @@ import torch
 
 from text2sign.data import DataConfig, SignVideoDataset, collate_batch
 from text2sign.models.ema import ExponentialMovingAverage
-from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
-from text2sign.models.scheduler import SchedulerConfig, make_scheduler
-from text2sign.models.text_encoder import TextEncoderConfig, build_text_encoder
-from text2sign.models.unet3d import UNet3D, UNet3DConfig
+from text2sign.models.objective import DenoisingObjective
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline, build_pipeline
+from text2sign.models.text_encoder import TextEncoderConfig
+from text2sign.models.unet3d import UNet3DConfig
 from text2sign.video_io import write_gif
 
 torch.manual_seed(0)
@@ -26,19 +26,24 @@ REPO = Path(__file__).resolve().parent
 dataset = SignVideoDataset(DataConfig(data_dir=str(REPO / "training_data"), num_frames=8, image_size=32))
 loader = torch.utils.data.DataLoader(dataset, batch_size=2, shuffle=True, collate_fn=collate_batch)
 
-# 2. Model: a text encoder (the LSTM builds its vocabulary from the captions), a 3D UNet, a noise schedule.
-text_encoder = build_text_encoder(TextEncoderConfig(kind="lstm", embed_dim=64, hidden_dim=64, num_layers=1), captions=dataset.captions)
-unet = UNet3D(UNet3DConfig(model_channels=32, channel_mult=(1, 2, 2), attention_levels=(2,), num_res_blocks=1, text_dim=text_encoder.output_dim))
-pipeline = TextToSignPipeline(unet, make_scheduler("ddpm", SchedulerConfig()), text_encoder, PipelineConfig(num_frames=8, image_size=32))
+# 2. Model: a text encoder (the LSTM builds its vocabulary from the captions), a 3D UNet at the encoder's text
+#    width, a noise schedule (default SchedulerConfig), assembled by build_pipeline.
+pipeline = build_pipeline(
+    dataset.captions,
+    unet=UNet3DConfig(model_channels=32, channel_mult=(1, 2, 2), attention_levels=(2,), num_res_blocks=1),
+    text_encoder=TextEncoderConfig(kind="lstm", embed_dim=64, hidden_dim=64, num_layers=1),
+    pipeline=PipelineConfig(num_frames=8, image_size=32),
+)
 pipeline.ema = ExponentialMovingAverage(pipeline, max_decay=0.999)
-print(f"UNet: {unet.num_parameters() / 1e6:.2f}M parameters")
+print(f"UNet: {pipeline.unet.num_parameters() / 1e6:.2f}M parameters")
 
-# 3. Train a few steps: caption dropout, noise and timesteps happen inside training_loss.
+# 3. Train a few steps: the objective (over the pipeline's own networks) draws caption dropout, noise and timesteps.
+pipeline.train()
+objective = DenoisingObjective.for_pipeline(pipeline)  # in train mode, as the pipeline: caption dropout on
 optimizer = torch.optim.AdamW([p for p in pipeline.parameters() if p.requires_grad], lr=3e-4)
 generator = torch.Generator().manual_seed(0)
-pipeline.train()
 for step, batch in zip(range(10), iter(lambda: next(iter(loader)), None)):
-    loss = pipeline.training_loss(batch["video"], batch["caption"], generator=generator)
+    loss = objective(batch["video"], batch["caption"], generator=generator)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()

@@ -12,7 +12,6 @@ every setting used.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +66,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def generate(args: argparse.Namespace) -> list[Path]:
     import torch
 
+    from text2sign.json_io import write_json
     from text2sign.models.pipeline import TextToSignPipeline
     from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
     from text2sign.video_io import slugify, write_video
@@ -98,7 +98,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
         "num_frames": args.num_frames or pipeline.config.num_frames, "image_size": args.image_size or pipeline.config.image_size,
         "seconds": round(time.time() - started, 2),
     }
-    (output_dir / "generation.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    write_json(output_dir / "generation.json", settings)
     return written
 
 

@@ -10,19 +10,20 @@ import sys
 
 import torch
 
-from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
+from text2sign.models.objective import DenoisingObjective
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline, build_pipeline
 from text2sign.models.scheduler import SCHEDULERS, SchedulerConfig, make_scheduler
-from text2sign.models.text_encoder import TextEncoderConfig, build_text_encoder
-from text2sign.models.unet3d import UNet3D, UNet3DConfig
+from text2sign.models.text_encoder import TextEncoderConfig
+from text2sign.models.unet3d import UNet3DConfig
 
 CAPTIONS = ["Hello", "How are you?", "Thank you"]
 
 
 def build_small_pipeline() -> TextToSignPipeline:
     torch.manual_seed(0)
-    text_encoder = build_text_encoder(TextEncoderConfig(kind="lstm", embed_dim=32, hidden_dim=32, num_layers=1), captions=CAPTIONS)
-    unet = UNet3D(UNet3DConfig(model_channels=32, channel_mult=(1, 2), attention_levels=(1,), num_res_blocks=1, text_dim=text_encoder.output_dim))
-    return TextToSignPipeline(unet, make_scheduler("ddim", SchedulerConfig()), text_encoder, PipelineConfig(num_frames=4, image_size=16))
+    return build_pipeline(CAPTIONS, unet=UNet3DConfig(model_channels=32, channel_mult=(1, 2), attention_levels=(1,), num_res_blocks=1),
+                          text_encoder=TextEncoderConfig(kind="lstm", embed_dim=32, hidden_dim=32, num_layers=1),
+                          pipeline=PipelineConfig(num_frames=4, image_size=16))
 
 
 def test_text_encoder_shapes(report=print):
@@ -36,7 +37,7 @@ def test_text_encoder_shapes(report=print):
 def test_unet_forward_backward(report=print):
     pipeline = build_small_pipeline()
     videos = torch.rand(2, 3, 4, 16, 16) * 2 - 1  # (b, c, f, h, w)
-    loss = pipeline.training_loss(videos, CAPTIONS[:2], generator=torch.Generator().manual_seed(0))
+    loss = DenoisingObjective.for_pipeline(pipeline)(videos, CAPTIONS[:2], generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss)
     report(f"unet: input {tuple(videos.shape)}, {pipeline.unet.num_parameters():,} parameters, training loss {loss.item():.4f}")

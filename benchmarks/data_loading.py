@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import shutil
@@ -37,6 +36,7 @@ from text2sign.data import DataConfig, SignVideoDataset, collate_batch
 from text2sign.data.cache import FrameCache
 from text2sign.data.pairing import pair_folder
 from text2sign.data.prepare import prepare_cache
+from text2sign.json_io import write_json
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARDS = 70  # sub-folders of the synthetic set, like a sharded real dataset
@@ -186,7 +186,7 @@ def main() -> None:
 
     out = REPOSITORY / "benchmarks" / "results" / "data_loading.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    write_json(out, results)
     print(f"load average before {results['machine']['load_average_before']}, after {results['machine']['load_average_after']}; wrote {out}")
 
 

@@ -15,7 +15,6 @@ mean of the bundled clips. Exits 1 when the bar is missed, so it can gate a rele
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch
 from text2sign.data.config import DataConfig
 from text2sign.data.dataset import SignVideoDataset
 from text2sign.evaluation.metrics import normalise_videos, psnr
+from text2sign.json_io import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 OWN_CAPTION_MIN_PSNR = 20.0  # dB: the bar for a bundled caption against its own clip
@@ -42,7 +42,7 @@ def read_gif(path: Path) -> torch.Tensor:
 
 
 def score(output_dir: Path, data_dir: Path) -> bool:
-    settings = json.loads((output_dir / "generation.json").read_text())
+    settings = read_json(output_dir / "generation.json")
     generated = normalise_videos(torch.stack([read_gif(Path(path)) for path in settings["files"]]))  # (p, c, f, h, w)
     _, _, num_frames, image_size, _ = generated.shape
     clips = SignVideoDataset(DataConfig(data_dir=str(data_dir), num_frames=num_frames, image_size=image_size, frame_sampling="uniform", verbose=False))

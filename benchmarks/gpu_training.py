@@ -19,31 +19,27 @@ import time
 
 import torch
 
-from text2sign.models.pipeline import TextToSignPipeline
-from text2sign.models.scheduler import make_scheduler
-from text2sign.models.text_encoder import TextEncoderConfig, build_text_encoder
-from text2sign.models.unet3d import UNet3D
-from text2sign.training.config import PRESETS
+from text2sign.models.objective import DenoisingObjective
+from text2sign.models.pipeline import TextToSignPipeline, build_pipeline
+from text2sign.training.config import config_from_preset
 
 CAPTIONS = ["hello", "how are you", "thank you", "good morning", "see you later", "my name is", "nice to meet you", "goodbye"]
 
 
 def build(preset: str, gradient_checkpointing: bool) -> TextToSignPipeline:
-    config = PRESETS[preset]
-    text_encoder = build_text_encoder(TextEncoderConfig(kind="lstm"), captions=CAPTIONS)
-    unet_config = config.unet_config(text_dim=text_encoder.output_dim)
-    unet_config.gradient_checkpointing = gradient_checkpointing
-    return TextToSignPipeline(UNet3D(unet_config), make_scheduler("ddpm", config.scheduler_config()), text_encoder, config.pipeline_config())
+    config = config_from_preset(preset, {"unet.gradient_checkpointing": gradient_checkpointing})
+    return build_pipeline(CAPTIONS, config.unet, config.text_encoder, config.scheduler, config.pipeline)
 
 
 def train_speed(preset: str, steps: int, gradient_checkpointing: bool, compile_unet: bool) -> dict:
-    config = PRESETS[preset]
+    config = config_from_preset(preset)
     pipeline = build(preset, gradient_checkpointing).cuda().train()
+    objective = DenoisingObjective.for_pipeline(pipeline)
     if compile_unet:
         pipeline.unet.compile()
     optimizer = torch.optim.AdamW([p for p in pipeline.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    batch = config.batch_size
-    videos = torch.rand(batch, 3, config.num_frames, config.image_size, config.image_size, device="cuda") * 2 - 1  # (b, c, f, h, w)
+    batch = config.optim.batch_size
+    videos = torch.rand(batch, 3, config.data.num_frames, config.data.image_size, config.data.image_size, device="cuda") * 2 - 1  # (b, c, f, h, w)
     captions = [CAPTIONS[index % len(CAPTIONS)] for index in range(batch)]
     generator = torch.Generator().manual_seed(0)
     warmup = 10 if compile_unet else 3  # compile's first calls include compilation
@@ -53,7 +49,7 @@ def train_speed(preset: str, steps: int, gradient_checkpointing: bool, compile_u
             torch.cuda.synchronize()
             started = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = pipeline.training_loss(videos, captions, generator=generator)
+            loss = objective(videos, captions, generator=generator)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(pipeline.parameters(), 1.0)
         optimizer.step()

@@ -21,18 +21,19 @@ import time
 
 
 def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: bool, warmup: int) -> dict:
+    import dataclasses
+
     import torch
 
     from text2sign.models.unet3d import UNet3D
-    from text2sign.training.config import PRESETS
+    from text2sign.training.config import config_from_preset
 
-    config = PRESETS[preset]
-    unet_config = config.unet_config(text_dim=512)
-    unet_config.gradient_checkpointing = gradient_checkpointing
+    config = config_from_preset(preset)
+    unet_config = dataclasses.replace(config.unet, text_dim=512, gradient_checkpointing=gradient_checkpointing)  # the UNet alone: random text states
     model = UNet3D(unet_config).train()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-    sample = torch.randn(batch_size, 3, config.num_frames, config.image_size, config.image_size, device=device)  # (b, c, f, h, w)
+    sample = torch.randn(batch_size, 3, config.data.num_frames, config.data.image_size, config.data.image_size, device=device)  # (b, c, f, h, w)
     text_states = torch.randn(batch_size, 16, 512, device=device)  # (b, n, d)
     text_mask = torch.ones(batch_size, 16, dtype=torch.bool, device=device)  # (b, n)
     timesteps = torch.randint(0, 1000, (batch_size,), device=device)
@@ -49,7 +50,7 @@ def measure(preset: str, batch_size: int, repeats: int, gradient_checkpointing: 
             times.append(time.perf_counter() - started)
     return {
         "preset": preset, "device": device, "threads": torch.get_num_threads(), "parameters": model.num_parameters(),
-        "video": [batch_size, 3, config.num_frames, config.image_size, config.image_size], "gradient_checkpointing": gradient_checkpointing,
+        "video": [batch_size, 3, config.data.num_frames, config.data.image_size, config.data.image_size], "gradient_checkpointing": gradient_checkpointing,
         "forward_backward_seconds": statistics.median(times), "warmup_passes": warmup, "timed_passes": repeats, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 

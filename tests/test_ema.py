@@ -1,7 +1,10 @@
 import pytest
 import torch
 
-from text2sign.models.ema import ExponentialMovingAverage
+from text2sign.evaluation.conditioning import conditional_loss_gap
+from text2sign.models.ema import ExponentialMovingAverage, evaluation_weights
+from text2sign.training.validation import fixed_noise_validation_loss
+from tiny_models import CAPTIONS, tiny_pipeline
 
 
 def test_decay_warms_up_so_short_runs_are_tracked():
@@ -46,3 +49,83 @@ def test_state_dict_round_trip_and_mismatch():
     torch.testing.assert_close(other.shadow["weight"], ema.shadow["weight"])
     with pytest.raises(ValueError, match="missing"):
         ExponentialMovingAverage(torch.nn.Linear(2, 3, bias=True)).load_state_dict({"weight": torch.zeros(3, 2)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation_weights: the one context for sampling, validation and evaluation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def pipeline_with_distinct_ema():
+    """A tiny pipeline in train mode whose raw weights differ from its EMA weights; returns it and both weight sets."""
+    pipeline = tiny_pipeline()
+    pipeline.ema = ExponentialMovingAverage(pipeline)
+    ema_weights = {name: shadow.clone() for name, shadow in pipeline.ema.shadow.items()}
+    with torch.no_grad():
+        for parameter in pipeline.parameters():
+            parameter.add_(0.1)
+    pipeline.train()
+    return pipeline, snapshot(pipeline), ema_weights
+
+
+def snapshot(pipeline):
+    return {name: parameter.detach().clone() for name, parameter in pipeline.named_parameters()}
+
+
+def assert_weights(pipeline, expected):
+    for name, parameter in pipeline.named_parameters():
+        if name in expected:
+            assert torch.equal(parameter.detach(), expected[name]), name
+
+
+def test_evaluation_weights_swaps_in_the_ema_in_eval_mode_without_gradients():
+    pipeline, raw, ema_weights = pipeline_with_distinct_ema()
+    with evaluation_weights(pipeline):
+        assert not pipeline.training and not pipeline.text_encoder.training and not torch.is_grad_enabled()
+        assert_weights(pipeline, ema_weights)
+    assert pipeline.training and torch.is_grad_enabled()
+    assert_weights(pipeline, raw)
+    with evaluation_weights(pipeline, use_ema=False):
+        assert not pipeline.training
+        assert_weights(pipeline, raw)
+
+
+def test_an_error_inside_evaluation_weights_restores_training_mode_and_the_raw_weights():
+    pipeline, raw, _ = pipeline_with_distinct_ema()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with evaluation_weights(pipeline):
+            raise RuntimeError("CUDA out of memory")
+    assert pipeline.training and pipeline.unet.training
+    assert_weights(pipeline, raw)
+
+
+def sample(pipeline):
+    pipeline(CAPTIONS[:2], num_inference_steps=2, progress=False)
+
+
+def validate(pipeline):
+    fixed_noise_validation_loss(pipeline, [{"video": torch.zeros(3, 4, 8, 8), "caption": CAPTIONS[0]}], torch.device("cpu"))
+
+
+def loss_gap(pipeline):
+    conditional_loss_gap(pipeline, torch.zeros(2, 3, 4, 8, 8), CAPTIONS[:2], timesteps=(0.5,))
+
+
+@pytest.mark.parametrize("use", [sample, validate, loss_gap], ids=["pipeline_call", "validation_loss", "conditioning_loss_gap"])
+def test_sampling_validation_and_evaluation_run_on_ema_weights_and_restore_after_an_error(use):
+    """Each of the three users: the UNet sees the EMA weights in eval mode, and a failing forward leaves the raw
+    weights and train mode behind (two of the three once skipped the restore on an error)."""
+    pipeline, raw, ema_weights = pipeline_with_distinct_ema()
+    seen = []
+
+    def fail(module, inputs):
+        seen.append((pipeline.training, all(torch.equal(parameter.detach(), ema_weights[name]) for name, parameter in pipeline.named_parameters()
+                                           if name in ema_weights)))
+        raise RuntimeError("forward failed")
+
+    pipeline.unet.register_forward_pre_hook(fail)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        use(pipeline)
+    assert seen == [(False, True)]
+    assert pipeline.training
+    assert_weights(pipeline, raw)

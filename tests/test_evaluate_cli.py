@@ -14,10 +14,13 @@ import pytest
 import torch
 from torch import nn
 
+from text2sign.data.config import DataConfig
 from text2sign.data.split import SPLIT_RECORD_NAME, assign_splits
-from text2sign.training.config import TrainConfig
+from text2sign.models.unet3d import UNet3DConfig
+from text2sign.training.config import OptimizationConfig, TrainConfig
 from text2sign.training.loop import train
 from text2sign.video_io import write_gif
+from evaluation_json_keys import REFERENCE_KEYS, key_paths
 from tiny_models import CAPTIONS, tiny_pipeline
 from top_level_scripts import load_script
 
@@ -58,6 +61,7 @@ def test_evaluate_writes_the_report_and_prints_a_summary(saved_pipeline_and_data
     assert f"report: {tmp_path / 'report' / 'evaluation.md'}" in completed.stdout
     assert saved["split"]["scored"] == "all" and "memorisation" in saved["split"]["note"]
     assert "memorisation" in (tmp_path / "report" / "evaluation.md").read_text()
+    assert key_paths(saved) == REFERENCE_KEYS["evaluate_cli_split_all_without_record_8x8"]
 
 
 def test_missing_checkpoint_exits_2_with_one_line(saved_pipeline_and_data, tmp_path):
@@ -118,9 +122,10 @@ def trained_run(tmp_path_factory):
         write_gif(data_dir / f"{name}.gif", generator.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8))
         (data_dir / f"{name}.txt").write_text(caption + "\n", encoding="utf-8")
     config = TrainConfig(
-        data_dir=str(data_dir), output_dir=str(root / "run"), num_frames=4, image_size=8, model_channels=32, channel_mult=(1, 1),
-        num_res_blocks=1, attention_levels=(1,), batch_size=2, num_workers=0, warmup_steps=1, val_fraction=0.5,
-        group_pattern=GROUP_PATTERN, log_every=1, save_every=1000, sample_every=1000, sample_steps=1, max_steps=2, seed=0,
+        data=DataConfig(data_dir=str(data_dir), num_frames=4, image_size=8, val_fraction=0.5, group_pattern=GROUP_PATTERN),
+        unet=UNet3DConfig(model_channels=32, channel_mult=(1, 1), num_res_blocks=1, attention_levels=(1,)),
+        optim=OptimizationConfig(batch_size=2, warmup_steps=1, max_steps=2, seed=0),
+        output_dir=str(root / "run"), num_workers=0, log_every=1, save_every=1000, sample_every=1000, sample_steps=1,
     )
     train(config)
     return root / "run", data_dir
@@ -151,6 +156,8 @@ def test_plain_evaluate_scores_only_the_runs_held_out_clips(trained_run, tmp_pat
     assert sorted(saved["clip_names"]) == ["alpha_1", "alpha_2", "bravo_1", "bravo_2"] and saved["num_clips"] == 4
     assert saved["split"]["scored"] == "val" and saved["split"]["record"] == str(output_dir / SPLIT_RECORD_NAME)
     assert saved["split"]["group_pattern"] == GROUP_PATTERN and "note" not in saved["split"]
+    assert list(saved) == REFERENCE_KEYS["evaluate_cli_top_level_keys"]
+    assert list(saved["split"]) == REFERENCE_KEYS["evaluate_cli_split_keys_of_a_run"]["val"]
     assert "of split val: the run's held-out clips" in capsys.readouterr().out
     markdown = (tmp_path / "report" / "evaluation.md").read_text()
     assert "Split scored: **val**" in markdown and "alpha_1" in markdown and "charlie_1" not in markdown
@@ -164,6 +171,7 @@ def test_split_train_scores_the_training_clips_and_says_it_measures_memorisation
     saved = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     assert sorted(saved["clip_names"]) == ["charlie_1", "charlie_2", "foxtrot_1", "foxtrot_2"]
     assert saved["split"]["scored"] == "train" and "memorisation" in saved["split"]["note"]
+    assert list(saved["split"]) == REFERENCE_KEYS["evaluate_cli_split_keys_of_a_run"]["train"]
     assert "memorisation" in capsys.readouterr().out
     assert "memorisation" in (tmp_path / "report" / "evaluation.md").read_text()
 
@@ -176,6 +184,7 @@ def test_split_all_scores_every_clip_and_counts_the_training_clips_among_them(tr
     saved = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     assert sorted(saved["clip_names"]) == GROUPED_NAMES and saved["split"]["training_clips_in_data_dir"] == 4
     assert saved["split"]["note"].startswith("4 of the 8 clips in --data_dir are training clips")
+    assert list(saved["split"]) == REFERENCE_KEYS["evaluate_cli_split_keys_of_a_run"]["all"]
 
 
 def test_without_a_split_record_evaluate_refuses_and_names_split_all(saved_pipeline_and_data, tmp_path, capsys, monkeypatch):

@@ -171,8 +171,8 @@ def test_fvd_of_identical_sets_is_zero_and_grows_with_a_shift(detector_path):
     fvd.update_real(real[25:])  # several batches accumulate
     fvd.update_fake(real.clone())
     result = fvd.compute()
-    assert result["fvd"] == pytest.approx(0.0, abs=1e-9)
-    assert result["num_real_clips"] == 40 and result["num_fake_clips"] == 40 and result["feature_dim"] == 9
+    assert result.fvd == pytest.approx(0.0, abs=1e-9)
+    assert result.num_real_clips == 40 and result.num_fake_clips == 40 and result.feature_dim == 9
 
     fvd.reset_fake()
     shifted = random_clips(40, seed=1, offset=0.3)
@@ -180,7 +180,7 @@ def test_fvd_of_identical_sets_is_zero_and_grows_with_a_shift(detector_path):
     detector = torch.jit.load(str(detector_path))
     kwargs = dict(rescale=False, resize=True, return_features=True)
     expected = frechet_distance(*feature_statistics(detector(real, **kwargs)), *feature_statistics(detector(shifted, **kwargs)))
-    assert fvd.compute()["fvd"] == pytest.approx(expected, rel=1e-6)
+    assert fvd.compute().fvd == pytest.approx(expected, rel=1e-6)
     assert expected > 0.1
 
 
@@ -200,8 +200,8 @@ def test_fvd_needs_an_acknowledgement_to_lower_the_minimum_and_records_it(detect
     fvd.update_real(random_clips(8, seed=0))
     fvd.update_fake(random_clips(8, seed=1))
     result = fvd.compute()
-    assert result["allow_small_sample"] is True and result["min_clips"] == 8
-    assert result["comparable_to_published"] is False and result["covariance_rank_deficient"] is True
+    assert result.allow_small_sample is True and result.min_clips == 8
+    assert result.comparable_to_published is False and result.covariance_rank_deficient is True
 
 
 def test_fvd_at_the_default_minimum_runs_without_acknowledgement(detector_path):
@@ -209,8 +209,8 @@ def test_fvd_at_the_default_minimum_runs_without_acknowledgement(detector_path):
     fvd.update_real(random_clips(DEFAULT_MIN_CLIPS, seed=0))
     fvd.update_fake(random_clips(DEFAULT_MIN_CLIPS, seed=1))
     result = fvd.compute()
-    assert result["allow_small_sample"] is False and result["covariance_rank_deficient"] is False
-    assert 0 <= result["fvd"] < 0.05  # two samples of one distribution
+    assert result.allow_small_sample is False and result.covariance_rank_deficient is False
+    assert 0 <= result.fvd < 0.05  # two samples of one distribution
 
 
 def test_fvd_gives_the_same_result_for_uint8_and_float_clips(detector_path):
@@ -223,7 +223,7 @@ def test_fvd_gives_the_same_result_for_uint8_and_float_clips(detector_path):
         fvd = FrechetVideoDistance(detector_path, min_clips=10, allow_small_sample=True)
         fvd.update_real(real)
         fvd.update_fake(fake)
-        results.append(fvd.compute()["fvd"])
+        results.append(fvd.compute().fvd)
     assert results[0] == pytest.approx(results[1], rel=1e-6) and results[0] > 0
 
 

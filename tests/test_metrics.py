@@ -68,8 +68,8 @@ def test_uint8_and_float_inputs_give_the_same_metrics():
     torch.testing.assert_close(temporal_change(generated_uint8), temporal_change(generated_float))
     from_uint8 = retrieval_accuracy(generated_uint8, real_uint8, top_k=(1,), return_distances=True)
     from_float = retrieval_accuracy(generated_float, real_float, top_k=(1,), return_distances=True)
-    assert from_uint8["ranks"] == from_float["ranks"]
-    torch.testing.assert_close(from_uint8["distances"], from_float["distances"])
+    assert from_uint8.ranks == from_float.ranks
+    torch.testing.assert_close(from_uint8.distances, from_float.distances)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -80,10 +80,10 @@ def test_uint8_and_float_inputs_give_the_same_metrics():
 def test_retrieval_of_identical_sets_is_perfect():
     real = random_videos(8)
     result = retrieval_accuracy(real.clone(), real, top_k=(1, 5))
-    assert result["top1"] == 1.0 and result["top5"] == 1.0
-    assert result["ranks"] == [1] * 8
-    assert result["chance_top1"] == 1 / 8 and result["chance_top5"] == 5 / 8
-    assert result["chance_mean_rank"] == 4.5
+    assert result.top[1] == 1.0 and result.top[5] == 1.0
+    assert result.ranks == [1] * 8
+    assert result.chance_top[1] == 1 / 8 and result.chance_top[5] == 5 / 8
+    assert result.chance_mean_rank == 4.5
 
 
 def test_retrieval_of_a_derangement_scores_exactly_zero():
@@ -91,8 +91,8 @@ def test_retrieval_of_a_derangement_scores_exactly_zero():
     derangement = torch.tensor([1, 2, 3, 4, 5, 6, 7, 0])  # no clip stays in place
     generated = real[derangement]  # generated[i] == real[derangement[i]]
     result = retrieval_accuracy(generated, real, top_k=(1,))
-    assert result["top1"] == 0.0
-    assert min(result["ranks"]) >= 2
+    assert result.top[1] == 0.0
+    assert min(result.ranks) >= 2
 
 
 def test_retrieval_of_independent_sets_is_near_chance():
@@ -101,8 +101,8 @@ def test_retrieval_of_independent_sets_is_near_chance():
         retrieval_accuracy(random_videos(num_clips, seed=2 * trial), random_videos(num_clips, seed=2 * trial + 1), top_k=(1, 5))
         for trial in range(trials)
     ]
-    mean_top1 = np.mean([result["top1"] for result in top1])
-    mean_top5 = np.mean([result["top5"] for result in top1])
+    mean_top1 = np.mean([result.top[1] for result in top1])
+    mean_top5 = np.mean([result.top[5] for result in top1])
     # 300 independent draws: top1 ~ 0.10 +- 0.017, top5 ~ 0.50 +- 0.029; bounds sit beyond 3.5 standard errors.
     assert 0.04 <= mean_top1 <= 0.16
     assert 0.40 <= mean_top5 <= 0.60
@@ -119,20 +119,20 @@ def test_motion_space_ignores_a_constant_background_that_pixel_space_follows():
 
     pixel = retrieval_accuracy(generated, real, top_k=(1,), space="pixel")
     motion = retrieval_accuracy(generated, real, top_k=(1,), space="motion")
-    assert pixel["top1"] == 0.0  # background gaps (0.24) dwarf motion gaps (~0.07 per value)
-    assert motion["top1"] == 1.0
+    assert pixel.top[1] == 0.0  # background gaps (0.24) dwarf motion gaps (~0.07 per value)
+    assert motion.top[1] == 1.0
 
 
 def test_retrieval_counts_ties_against_the_model():
     real = random_videos(1).repeat(4, 1, 1, 1, 1)  # four identical real clips: every distance ties
     result = retrieval_accuracy(real.clone(), real, top_k=(1,))
-    assert result["ranks"] == [4, 4, 4, 4]
-    assert result["top1"] == 0.0
+    assert result.ranks == [4, 4, 4, 4]
+    assert result.top[1] == 0.0
 
 
 def test_retrieval_distances_are_euclidean_in_pixel_space():
     generated, real = random_videos(3, seed=1), random_videos(3, seed=2)
-    distances = retrieval_accuracy(generated, real, top_k=(1,), return_distances=True)["distances"]
+    distances = retrieval_accuracy(generated, real, top_k=(1,), return_distances=True).distances
     by_hand = torch.tensor([[(generated[i].double() - real[j].double()).norm().item() for j in range(3)] for i in range(3)])
     torch.testing.assert_close(distances, by_hand.double())
 
@@ -148,7 +148,7 @@ def test_retrieval_accepts_a_callable_feature_space():
         return videos.mean(dim=(2, 3, 4))  # (n, c)
 
     result = retrieval_accuracy(generated, real, top_k=(1,), space=channel_means)
-    assert result["top1"] == 1.0 and result["space"] == "channel_means"
+    assert result.top[1] == 1.0 and result.space == "channel_means"
 
 
 @pytest.mark.parametrize("num_clips, top_k", [(4, (1, 5)), (5, (1, 5)), (1, (1,))])
@@ -175,11 +175,11 @@ def test_prompt_sensitivity_matches_a_hand_computed_case():
     result = prompt_sensitivity(videos)
     # within: |0 - 0.2|, |0.6 - 0.8| -> 0.2; between: |0 - .6|, |0 - .8|, |.2 - .6|, |.2 - .8| -> 0.6;
     # same seed: |0 - 0.6|, |0.2 - 0.8| -> 0.6.
-    assert result["within_prompt_distance"] == pytest.approx(0.2)
-    assert result["between_prompts_distance"] == pytest.approx(0.6)
-    assert result["between_prompts_same_seed_distance"] == pytest.approx(0.6)
-    assert result["ratio"] == pytest.approx(3.0)
-    assert result["ratio_same_seed"] == pytest.approx(3.0)
+    assert result.within_prompt_distance == pytest.approx(0.2)
+    assert result.between_prompts_distance == pytest.approx(0.6)
+    assert result.between_prompts_same_seed_distance == pytest.approx(0.6)
+    assert result.ratio == pytest.approx(3.0)
+    assert result.ratio_same_seed == pytest.approx(3.0)
 
 
 def test_prompt_sensitivity_is_above_one_when_prompts_differ_more_than_seeds():
@@ -187,29 +187,29 @@ def test_prompt_sensitivity_is_above_one_when_prompts_differ_more_than_seeds():
     prompt_content = 0.5 * torch.randn(5, 1, 3, 4, 8, 8, generator=generator)
     seed_noise = 0.1 * torch.randn(5, 4, 3, 4, 8, 8, generator=generator)
     result = prompt_sensitivity((prompt_content + seed_noise).clamp(-1, 1))
-    assert result["ratio"] > 3 and result["ratio_same_seed"] > 3
+    assert result.ratio > 3 and result.ratio_same_seed > 3
 
 
 def test_prompt_sensitivity_is_about_one_for_iid_videos():
     videos = random_videos(6 * 6, seed=3).view(6, 6, 3, 4, 8, 8)  # (prompts, seeds, c, f, h, w), all i.i.d.
     result = prompt_sensitivity(videos)
-    assert 0.95 < result["ratio"] < 1.05
-    assert 0.95 < result["ratio_same_seed"] < 1.05
+    assert 0.95 < result.ratio < 1.05
+    assert 0.95 < result.ratio_same_seed < 1.05
 
 
 def test_prompt_sensitivity_same_seed_ratio_is_zero_when_the_text_is_ignored():
     per_seed = random_videos(4, seed=4)  # one video per seed, whatever the prompt
     videos = per_seed[None].repeat(3, 1, 1, 1, 1, 1)  # (3 prompts, 4 seeds, c, f, h, w)
     result = prompt_sensitivity(videos)
-    assert result["ratio_same_seed"] == 0.0
-    assert result["ratio"] < 1  # (S - 1) / S of the cross pairs are different seeds, the rest coincide
+    assert result.ratio_same_seed == 0.0
+    assert result.ratio < 1  # (S - 1) / S of the cross pairs are different seeds, the rest coincide
 
 
 def test_prompt_sensitivity_accepts_uint8_channels_last():
     rng = np.random.default_rng(0)
     videos_uint8 = rng.integers(0, 256, size=(3, 2, 4, 6, 6, 3), dtype=np.uint8)  # (p, s, f, h, w, c)
     videos_float = uint8_to_float_by_hand(videos_uint8.reshape(6, 4, 6, 6, 3)).view(3, 2, 3, 4, 6, 6)
-    assert prompt_sensitivity(videos_uint8)["ratio"] == pytest.approx(prompt_sensitivity(videos_float)["ratio"])
+    assert prompt_sensitivity(videos_uint8).ratio == pytest.approx(prompt_sensitivity(videos_float).ratio)
 
 
 @pytest.mark.parametrize("num_prompts, num_seeds", [(1, 3), (3, 1)])
@@ -233,15 +233,15 @@ def test_caption_identification_counts_rows_where_the_true_caption_is_lowest():
         ]
     )
     result = caption_identification_accuracy(losses)
-    assert result["accuracy"] == 0.5
-    assert result["ranks"] == [1, 2, 2, 1]
-    assert result["chance"] == pytest.approx(1 / 3) and result["chance_mean_rank"] == 2.0
+    assert result.accuracy == 0.5
+    assert result.ranks == [1, 2, 2, 1]
+    assert result.chance == pytest.approx(1 / 3) and result.chance_mean_rank == 2.0
 
 
 def test_caption_identification_reads_the_true_column_from_an_index_vector():
     losses = torch.tensor([[0.5, 0.1, 0.7], [0.9, 0.3, 0.2]])
-    assert caption_identification_accuracy(losses, true_index=torch.tensor([1, 2]))["accuracy"] == 1.0
-    assert caption_identification_accuracy(losses, true_index=torch.tensor([0, 1]))["accuracy"] == 0.0
+    assert caption_identification_accuracy(losses, true_index=torch.tensor([1, 2])).accuracy == 1.0
+    assert caption_identification_accuracy(losses, true_index=torch.tensor([0, 1])).accuracy == 0.0
 
 
 @pytest.mark.parametrize(
@@ -334,10 +334,10 @@ def test_temporal_statistics_flags_a_frozen_model():
     real[:, :, 1::2] = torch.tensor([0.2, 0.4, 0.6]).view(3, 1, 1, 1, 1)  # changes 0.2, 0.4, 0.6
     frozen = torch.zeros(2, 3, 5, 4, 4)
     result = temporal_statistics(frozen, real)
-    assert result["real_mean"] == pytest.approx(0.4)
-    assert result["real_std"] == pytest.approx(math.sqrt(0.08 / 3))
-    assert result["generated_mean"] == 0.0 and result["ratio"] == 0.0
-    assert temporal_statistics(real, real)["ratio"] == pytest.approx(1.0)
+    assert result.real_mean == pytest.approx(0.4)
+    assert result.real_std == pytest.approx(math.sqrt(0.08 / 3))
+    assert result.generated_mean == 0.0 and result.ratio == 0.0
+    assert temporal_statistics(real, real).ratio == pytest.approx(1.0)
 
 
 def test_temporal_change_needs_two_frames():

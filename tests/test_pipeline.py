@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from text2sign.models.objective import DenoisingObjective
 from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
 from tiny_models import CAPTIONS, tiny_pipeline
 
@@ -25,70 +26,27 @@ def test_caption_dropout_uses_null_embedding():
     assert torch.equal(text.mask[1], plain.mask[1])
 
 
-def test_training_dropout_trains_the_null_embedding_only_when_dropping():
-    videos = torch.randn(4, 3, 4, 8, 8)
-    for probability, expect_gradient in ((0.0, False), (0.9, True)):
-        pipeline = tiny_pipeline(caption_dropout_prob=probability)
-        _perturb(pipeline)
-        pipeline.train()
-        pipeline.training_loss(videos, CAPTIONS, generator=torch.Generator().manual_seed(0)).backward()
-        gradient = pipeline.text_encoder.null_embedding.grad
-        assert (gradient is not None and gradient.abs().sum() > 0) == expect_gradient
-
-
-def test_no_caption_dropout_in_eval_mode():
-    pipeline = tiny_pipeline(caption_dropout_prob=0.9)
-    _perturb(pipeline)
-    pipeline.eval()
-    pipeline.training_loss(torch.randn(4, 3, 4, 8, 8), CAPTIONS, generator=torch.Generator().manual_seed(0)).backward()
-    gradient = pipeline.text_encoder.null_embedding.grad
-    assert gradient is None or gradient.abs().sum() == 0
-
-
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
-def test_training_target_per_prediction_type(prediction_type):
-    pipeline = tiny_pipeline(prediction_type=prediction_type)
-    videos, noise = torch.randn(2, 3, 4, 8, 8), torch.randn(2, 3, 4, 8, 8)
-    timesteps = torch.tensor([10, 900])
-    alpha_bar = pipeline.scheduler.alphas_cumprod[timesteps].view(2, 1, 1, 1, 1)
-    expected = {"epsilon": noise, "sample": videos, "v_prediction": alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * videos}[prediction_type]
-    torch.testing.assert_close(pipeline.target(videos, noise, timesteps), expected)
-
-
-@pytest.mark.parametrize("prediction_type,formula", [
-    ("epsilon", lambda snr, gamma: torch.clamp(snr, max=gamma) / snr),
-    ("v_prediction", lambda snr, gamma: torch.clamp(snr, max=gamma) / (snr + 1)),
-    ("sample", lambda snr, gamma: torch.clamp(snr, max=gamma)),
-])
-def test_min_snr_weights(prediction_type, formula):
-    pipeline = tiny_pipeline(prediction_type=prediction_type, loss_weighting="min_snr", min_snr_gamma=5.0)
-    timesteps = torch.tensor([0, 100, 500, 999])
-    alpha_bar = pipeline.scheduler.alphas_cumprod[timesteps]
-    snr = alpha_bar / (1 - alpha_bar)
-    torch.testing.assert_close(pipeline.loss_weights(timesteps), formula(snr, 5.0).float())
-    assert tiny_pipeline(loss_weighting="mse").loss_weights(timesteps).eq(1).all()
-
-
 def test_swapping_captions_changes_the_prediction_after_a_few_steps():
     """Zero-initialised branches must not leave the text disconnected: after training on two clips that differ
     only through their captions, the right caption gives a lower loss than the swapped one."""
     torch.manual_seed(0)
     pipeline = tiny_pipeline(caption_dropout_prob=0.0, loss_weighting="mse")
+    objective = DenoisingObjective.for_pipeline(pipeline)
     videos = torch.stack([torch.full((3, 4, 8, 8), 0.8), torch.full((3, 4, 8, 8), -0.8)])  # (2, c, f, h, w)
     captions = ["hello there", "thank you very much"]
     optimizer = torch.optim.Adam([p for p in pipeline.parameters() if p.requires_grad], lr=3e-3)
     generator = torch.Generator().manual_seed(0)
-    pipeline.train()
+    objective.train()
     for _ in range(60):
         optimizer.zero_grad()
-        pipeline.training_loss(videos, captions, generator=generator).backward()
+        objective(videos, captions, generator=generator).backward()
         optimizer.step()
-    pipeline.eval()
+    objective.eval()
     with torch.no_grad():
         timesteps = torch.tensor([800, 800])
         noise = torch.randn(videos.shape, generator=torch.Generator().manual_seed(1))
-        right = pipeline.per_sample_loss(videos, pipeline.encode_text(captions), timesteps, noise).mean()
-        swapped = pipeline.per_sample_loss(videos, pipeline.encode_text(captions[::-1]), timesteps, noise).mean()
+        right = objective.per_sample_loss(videos, pipeline.encode_text(captions), timesteps, noise).mean()
+        swapped = objective.per_sample_loss(videos, pipeline.encode_text(captions[::-1]), timesteps, noise).mean()
     assert swapped > 2 * right, (float(right), float(swapped))
 
 
@@ -153,6 +111,18 @@ def test_mismatched_text_dim_is_a_clear_error():
 
     with pytest.raises(ValueError, match="text_dim"):
         TextToSignPipeline(UNet3D(tiny_unet_config(text_dim=7)), make_scheduler("ddim", SchedulerConfig()), tiny_text_encoder())
+
+
+def test_build_pipeline_takes_the_unets_text_width_from_the_encoder():
+    from text2sign.models.pipeline import build_pipeline
+    from text2sign.models.unet3d import UNet3D
+    from tiny_models import TINY_TEXT_ENCODER, tiny_unet_config
+
+    unet_config = tiny_unet_config(text_dim=None)
+    pipeline = build_pipeline(CAPTIONS, unet_config, TINY_TEXT_ENCODER, pipeline=PipelineConfig(num_frames=4, image_size=8))
+    assert pipeline.unet.config.text_dim == pipeline.text_encoder.output_dim == 2 * TINY_TEXT_ENCODER.hidden_dim
+    with pytest.raises(ValueError, match="text_dim is None"):
+        UNet3D(unet_config)
 
 
 def test_pipeline_config_validation():

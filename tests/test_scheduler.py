@@ -227,6 +227,21 @@ def test_step_outputs_have_the_video_shape_and_dtype(name):
         sample = output.prev_sample
 
 
+@pytest.mark.parametrize("name, eta", [(name, 0.0) for name in SCHEDULER_NAMES] + [("ddim", 0.5), ("ddpm", 0.5)])
+def test_is_stochastic_says_whether_step_draws_noise(name, eta):
+    """Callers (generate_for_prompts) batch prompts only for a deterministic sampler; they ask it, not its name."""
+    scheduler = make_scheduler(name, SchedulerConfig(eta=eta))
+    results = []
+    for seed in (0, 1):
+        scheduler.set_timesteps(4)
+        sample = _video(0)
+        for timestep in scheduler.timesteps[:2]:  # not the last step, where DDPM's variance is 0
+            sample = scheduler.step(0.5 * _video(1), timestep, sample, generator=torch.Generator().manual_seed(seed)).prev_sample
+        results.append(sample)
+    assert scheduler.is_stochastic == (not torch.equal(*results))
+    assert scheduler.is_stochastic == (name == "ddpm" or (name == "ddim" and eta > 0))
+
+
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_save_and_load_round_trip_keeps_class_config_and_timesteps(name, tmp_path):
     config = SchedulerConfig(beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1, eta=0.25)

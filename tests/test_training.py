@@ -13,10 +13,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from text2sign.models.objective import DenoisingObjective
 from text2sign.models.pipeline import TextToSignPipeline
 from text2sign.models.scheduler import Scheduler, make_scheduler
 from text2sign.training.checkpoint import list_checkpoints, load_newest_checkpoint, resolve_checkpoint, save_checkpoint
-from text2sign.training.config import TrainConfig, config_from_preset
+from text2sign.training.config import TrainConfig, config_from_preset, override
+from text2sign.training.flags import SHORT_FLAGS
 from text2sign.training.loop import train
 from text2sign.video_io import write_gif
 from text_encoder_fixtures import build_tiny_t5
@@ -37,14 +39,18 @@ def make_clips(folder: Path, count: int = 6, frames: int = 6, size: int = 12) ->
     return folder
 
 
+TINY_RUN = {
+    "data.num_frames": 4, "data.image_size": 8, "data.val_fraction": 0.0, "unet.model_channels": 32, "unet.channel_mult": (1, 1),
+    "unet.num_res_blocks": 1, "unet.attention_levels": (1,), "optim.batch_size": 2, "optim.warmup_steps": 2, "optim.learning_rate": 1e-3,
+    "optim.max_steps": 4, "optim.seed": 0, "num_workers": 0, "log_every": 1, "save_every": 1000, "sample_every": 1000, "sample_steps": 2,
+}
+
+
 def tiny_config(data_dir, output_dir, **overrides) -> TrainConfig:
-    values = dict(
-        data_dir=str(data_dir), output_dir=str(output_dir), num_frames=4, image_size=8, model_channels=32, channel_mult=(1, 1),
-        num_res_blocks=1, attention_levels=(1,), batch_size=2, num_workers=0, warmup_steps=2, learning_rate=1e-3,
-        val_fraction=0.0, log_every=1, save_every=1000, sample_every=1000, sample_steps=2, max_steps=4, seed=0,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+    """A 2-level, 32-channel UNet on 4x8x8 clips; overrides by dotted name or by a short flag's name (max_steps=20)."""
+    settings = {**TINY_RUN, "data.data_dir": str(data_dir), "output_dir": str(output_dir)}
+    settings.update({SHORT_FLAGS.get(name, name): value for name, value in overrides.items()})
+    return override(TrainConfig(), settings)
 
 
 def unet_weights(checkpoint: Path) -> dict:
@@ -79,9 +85,9 @@ def test_grad_accumulation_matches_full_batch(tmp_path, monkeypatch):
     def deterministic_loss(self, videos, captions, generator=None):
         timesteps = torch.full((videos.shape[0],), 500, dtype=torch.long)
         noise = torch.sin(videos * 37.0)  # fixed per clip, independent of batch composition
-        return self.per_sample_loss(videos, self.encode_text(captions), timesteps, noise).mean()
+        return self.per_sample_loss(videos, self.text_encoder.encode(captions), timesteps, noise).mean()
 
-    monkeypatch.setattr(TextToSignPipeline, "training_loss", deterministic_loss)
+    monkeypatch.setattr(DenoisingObjective, "forward", deterministic_loss)
     data = make_clips(tmp_path / "data", count=4)
     full = tiny_config(data, tmp_path / "full", batch_size=4, gradient_accumulation_steps=1, max_steps=3)
     accumulated = tiny_config(data, tmp_path / "accumulated", batch_size=2, gradient_accumulation_steps=2, max_steps=3)
@@ -142,7 +148,7 @@ def test_training_state_loads_with_weights_only(tmp_path):
 
 def test_loss_goes_down_on_repeated_clips(tmp_path):
     data = make_clips(tmp_path / "data", count=2)
-    train(tiny_config(data, tmp_path / "run", max_steps=30, caption_dropout_prob=0.0, learning_rate=3e-3, loss_weighting="mse"))
+    train(tiny_config(data, tmp_path / "run", max_steps=30, caption_dropout_prob=0.0, learning_rate=3e-3, **{"pipeline.loss_weighting": "mse"}))
     losses = [row["loss"] for row in metrics(tmp_path / "run") if "loss" in row]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
@@ -177,11 +183,11 @@ def test_bad_flags_exit_nonzero_with_one_line(tmp_path, flags, message):
 
 
 def test_preset_values_and_overrides():
-    small = config_from_preset("small", batch_size=8)
-    assert (small.model_channels, small.image_size, small.num_frames, small.batch_size) == (64, 32, 8, 8)
-    assert config_from_preset("large").image_size == 128
-    with pytest.raises(ValueError, match="no fields"):
-        config_from_preset("small", channels=3)
+    small = config_from_preset("small", {"optim.batch_size": 8})
+    assert (small.unet.model_channels, small.data.image_size, small.data.num_frames, small.optim.batch_size) == (64, 32, 8, 8)
+    assert config_from_preset("large").data.image_size == 64
+    with pytest.raises(ValueError, match="no settings"):
+        config_from_preset("small", {"channels": 3})
 
 
 def test_text_encoder_flags_reach_the_config(tmp_path):
@@ -190,9 +196,8 @@ def test_text_encoder_flags_reach_the_config(tmp_path):
     args = script.parse_args(["--data_dir", str(data), "--preset", "small", "--text_encoder", "hf",
                               "--text_encoder_path", str(tmp_path / "minilm"), "--text_train_last_n_layers", "2"])
     config = script.config_from_args(args)
-    assert (config.text_encoder, config.text_encoder_path, config.text_train_last_n_layers) == ("hf", str(tmp_path / "minilm"), 2)
-    assert config.text_encoder_config().train_last_n_layers == 2
-    assert script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).text_train_last_n_layers == 0
+    assert (config.text_encoder.kind, config.text_encoder.pretrained_path, config.text_encoder.train_last_n_layers) == ("hf", str(tmp_path / "minilm"), 2)
+    assert script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).text_encoder.train_last_n_layers == 0
 
 
 @pytest.mark.slow
@@ -218,21 +223,21 @@ RANK_RNG_SCRIPT = """
 import json, os, sys
 from pathlib import Path
 import torch
-from text2sign.models.pipeline import TextToSignPipeline
+from text2sign.models.objective import DenoisingObjective
 from text2sign.training.config import TrainConfig
 from text2sign.training.loop import train
 
 rank = int(os.environ["RANK"])
 settings, output, run = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 recorded = []
-original_loss = TextToSignPipeline.training_loss
+original_loss = DenoisingObjective.forward
 
 def recording_loss(self, videos, captions, generator=None):
     recorded.append(torch.get_rng_state())
     torch.rand(1 + 7 * rank)  # the ranks' global RNG streams drift apart, as rank-dependent work makes them
     return original_loss(self, videos, captions, generator=generator)
 
-TextToSignPipeline.training_loss = recording_loss
+DenoisingObjective.forward = recording_loss
 train(TrainConfig(**settings, output_dir=str(output / run), resume="latest" if run == "resumed" else None))
 torch.save(recorded, output / f"{run}_rank{rank}.pt")
 """
@@ -277,6 +282,49 @@ def test_validation_clips_are_held_out_from_training(tmp_path):
     assert any("val_loss" in row for row in metrics(output))
 
 
+# ---------------------------------------------------------------- resume: the checkpoint fixes the architecture
+
+def test_resume_with_a_contradicting_architecture_flag_exits_with_one_line_naming_it(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=1, save_every=1))
+    result = _run_script("train.py", "--data_dir", str(data), "--output_dir", str(output), "--resume", "latest",
+                         "--model_channels", "64", "--max_steps", "2", "--num_workers", "0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--model_channels 64" in lines[0] and "unet.model_channels=32" in lines[0], result.stderr
+    assert [path.name for path in list_checkpoints(output)] == ["step_0000001"]  # nothing trained
+
+
+def test_resume_in_python_with_another_architecture_is_an_error(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=1, save_every=1))
+    with pytest.raises(ValueError, match=r"unet.model_channels=64 contradicts the checkpoint's unet.model_channels=32"):
+        train(tiny_config(data, output, max_steps=2, model_channels=64, resume="latest"))
+
+
+def test_resume_takes_the_architecture_from_the_checkpoint_and_a_new_learning_rate_from_the_flags(tmp_path):
+    data = make_clips(tmp_path / "data")
+    output = tmp_path / "run"
+    train(tiny_config(data, output, max_steps=2, save_every=2, lr_schedule="constant"))
+    first = json.loads((output / "step_0000002" / "train_config.json").read_text())
+    assert first["unet"]["text_dim"] == TextToSignPipeline.from_pretrained(output / "step_0000002" / "pipeline").text_encoder.output_dim
+    # No architecture flag: the standard preset's 128 channels and 16x64x64 clips give way to the checkpoint's.
+    exit_code = load_script("train.py").main([
+        "--data_dir", str(data), "--output_dir", str(output), "--resume", "latest", "--learning_rate", "5e-4", "--max_steps", "4",
+        "--save_every", "2", "--lr_schedule", "constant", "--warmup_steps", "2", "--batch_size", "2", "--num_workers", "0", "--val_fraction", "0", "--log_every", "1",
+        "--sample_steps", "2", "--validation_prompts", "hello",
+    ])
+    assert exit_code == 0
+    ran = json.loads((output / "step_0000004" / "train_config.json").read_text())
+    assert ran["optim"]["learning_rate"] == 5e-4
+    assert (ran["unet"]["model_channels"], ran["unet"]["channel_mult"], ran["data"]["num_frames"], ran["data"]["image_size"]) == (32, [1, 1], 4, 8)
+    assert ran["unet"] == first["unet"] and ran["text_encoder"] == first["text_encoder"] and ran["scheduler"] == first["scheduler"]
+    resumed_rates = [row["lr"] for row in metrics(output) if "lr" in row and row["step"] > 2]
+    assert resumed_rates == [5e-4, 5e-4]  # the optimizer runs at the new rate, not the checkpoint's 1e-3
+
+
 # ---------------------------------------------------------------- fine-tuned text layers: dropout on from step 1
 
 def dropout_modes(pipeline) -> dict[str, bool]:
@@ -291,7 +339,7 @@ def fine_tuned_t5_runs(tmp_path_factory):
     data = make_clips(root / "data")
     t5 = build_tiny_t5(root / "t5")
     modes = {"straight": [], "resumed": []}
-    original_loss = TextToSignPipeline.training_loss
+    original_loss = DenoisingObjective.forward
 
     def recording_loss(self, videos, captions, generator=None):
         modes[current_run].append(dropout_modes(self))
@@ -299,7 +347,7 @@ def fine_tuned_t5_runs(tmp_path_factory):
 
     settings = dict(max_steps=4, save_every=2, keep_last=5, text_encoder="t5", text_encoder_path=str(t5), text_train_last_n_layers=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TextToSignPipeline, "training_loss", recording_loss)
+        patch.setattr(DenoisingObjective, "forward", recording_loss)
         current_run = "straight"
         train(tiny_config(data, root / "straight", **settings))
         resumed = root / "resumed"
@@ -387,8 +435,8 @@ def test_zero_terminal_snr_flag_reaches_the_saved_scheduler(tmp_path):
     script = load_script("train.py")
     data = make_clips(tmp_path / "data")
     args = script.parse_args(["--data_dir", str(data), "--preset", "small", "--rescale_betas_zero_snr"])
-    assert script.config_from_args(args).rescale_betas_zero_snr
-    assert not script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).rescale_betas_zero_snr
+    assert script.config_from_args(args).scheduler.rescale_betas_zero_snr
+    assert not script.config_from_args(script.parse_args(["--data_dir", str(data), "--preset", "small"])).scheduler.rescale_betas_zero_snr
     output = tmp_path / "run"
     train(tiny_config(data, output, max_steps=1, rescale_betas_zero_snr=True))
     pipeline_dir = output / "step_0000001" / "pipeline"
@@ -410,9 +458,9 @@ def test_training_takes_frames_as_validation_and_evaluation_do_by_default():
     from text2sign.training.config import PRESETS, TrainConfig
 
     evaluation_sampling = DataConfig(data_dir="unused").frame_sampling  # what evaluate.py and validation use
-    assert TrainConfig().train_frame_sampling == evaluation_sampling
-    for name, preset in PRESETS.items():
-        assert preset.train_frame_sampling == evaluation_sampling, name
+    assert TrainConfig().data.frame_sampling == evaluation_sampling
+    for name in PRESETS:
+        assert config_from_preset(name).data.frame_sampling == evaluation_sampling, name
 
 
 def test_every_preset_asks_no_more_frames_or_pixels_than_the_bundled_clips_have():
@@ -425,6 +473,7 @@ def test_every_preset_asks_no_more_frames_or_pixels_than_the_bundled_clips_have(
     bundled = sorted((Path(__file__).resolve().parents[1] / "training_data").glob("*.gif"))
     assert bundled, "training_data/ should hold the bundled How2Sign clips"
     _, info = load_clip(bundled[0], DataConfig(data_dir="unused", num_frames=1, image_size=8))
-    for name, preset in PRESETS.items():
-        assert preset.num_frames <= info.timeline_length, f"{name}: {preset.num_frames} frames of {info.timeline_length}-frame clips"
-        assert preset.image_size <= min(info.width, info.height), f"{name}: {preset.image_size} px of {info.width}x{info.height} clips"
+    for name in PRESETS:
+        data = config_from_preset(name).data
+        assert data.num_frames <= info.timeline_length, f"{name}: {data.num_frames} frames of {info.timeline_length}-frame clips"
+        assert data.image_size <= min(info.width, info.height), f"{name}: {data.image_size} px of {info.width}x{info.height} clips"

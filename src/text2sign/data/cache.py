@@ -15,7 +15,6 @@ means the other files exist.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -24,7 +23,8 @@ import numpy as np
 
 from text2sign.data.clip import CLIP_INFO_FIELDS, ClipInfo
 from text2sign.data.config import DataConfig
-from text2sign.data.pairing import ClipRecord, write_json_atomically
+from text2sign.data.pairing import ClipRecord
+from text2sign.json_io import read_json, write_json
 
 CACHE_FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
@@ -33,11 +33,6 @@ PROGRESS_NAME = "progress.npz"
 FAILURES_NAME = "failures.json"
 SUMMARY_NAME = "pairing_summary.json"
 PENDING, DONE, FAILED = 0, 1, 2
-
-
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def settings_mismatch(cached: dict, wanted: dict) -> list[str]:
@@ -56,11 +51,11 @@ class CacheWriter:
         index_path = self.out_dir / INDEX_NAME
         self.frames_path = self.out_dir / FRAMES_NAME
         if index_path.exists():
-            self._check_resumable(_read_json(index_path), records)
+            self._check_resumable(read_json(index_path), records)
             assert np.load(self.frames_path, mmap_mode="r").shape == shape
             with np.load(self.out_dir / PROGRESS_NAME) as progress:
                 self.status, self.clip_info = progress["status"], progress["clip_info"]
-            self.failures = _read_json(self.out_dir / FAILURES_NAME)
+            self.failures = read_json(self.out_dir / FAILURES_NAME)
             self.resumed = True
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +74,7 @@ class CacheWriter:
             "captions": [record.caption for record in records],
             "pairing_summary": pairing_summary,
         }
-        write_json_atomically(index, index_path)
+        write_json(index_path, index)
         self.resumed = False
 
     def _check_resumable(self, index: dict, records: list[ClipRecord]) -> None:
@@ -113,7 +108,7 @@ class CacheWriter:
         descriptor = os.open(self.frames_path, os.O_RDONLY)
         os.fsync(descriptor)
         os.close(descriptor)
-        write_json_atomically(self.failures, self.out_dir / FAILURES_NAME)
+        write_json(self.out_dir / FAILURES_NAME, self.failures)
         temporary = self.out_dir / (PROGRESS_NAME + ".tmp")
         with open(temporary, "wb") as handle:
             np.savez(handle, status=self.status, clip_info=self.clip_info)
@@ -130,7 +125,7 @@ class FrameCache:
         index_path = self.cache_dir / INDEX_NAME
         if not index_path.exists():
             raise ValueError(f"{self.cache_dir} is not a cache (no {INDEX_NAME}): build one with `python -m text2sign.data.prepare --out {self.cache_dir} ...`")
-        index = _read_json(index_path)
+        index = read_json(index_path)
         if index.get("format_version") != CACHE_FORMAT_VERSION:
             raise ValueError(f"{self.cache_dir} is a cache of format {index.get('format_version')}, this code reads {CACHE_FORMAT_VERSION}: rebuild it")
         self.settings: dict = index["settings"]
@@ -140,7 +135,7 @@ class FrameCache:
         with np.load(self.cache_dir / PROGRESS_NAME) as progress:
             self.status, self.clip_info = progress["status"], progress["clip_info"]
         # failures.json is written before progress.npz, so it may name clips still pending: trust the status.
-        recorded_failures = _read_json(self.cache_dir / FAILURES_NAME)
+        recorded_failures = read_json(self.cache_dir / FAILURES_NAME)
         self.failures: dict[str, dict] = {
             name: recorded_failures[name] for name, status in zip(self.names, self.status.tolist()) if status == FAILED
         }

@@ -17,14 +17,14 @@ DEFAULT_MAX_FRAME_PIXELS = 4096 * 4096
 
 @dataclass
 class DataConfig:
-    data_dir: str
-    num_frames: int = 16
-    image_size: int = 64
+    data_dir: str  # folder of NAME.gif + NAME.txt pairs, searched recursively
+    num_frames: int = 16  # frames per clip
+    image_size: int = 64  # square frame size in pixels
     frame_sampling: str = "uniform"  # "uniform" (evaluation) | "random" window (training)
     resize_mode: str = "crop"  # "crop": short side to image_size, centre-crop | "letterbox": long side, black bars
     target_fps: float | None = None  # resample by the GIF's frame durations when set; None keeps every source frame
     split: str | None = None  # None (all clips) | "train" | "val"
-    val_fraction: float = 0.05
+    val_fraction: float = 0.05  # share of clips (of groups, with group_pattern) held out by a hash of the name; 0: none
     group_pattern: str | None = None  # regex searched in the name; group(1), else group(0), is the split group key
     cache_dir: str | None = None  # a folder written by `python -m text2sign.data.prepare`
     strict: bool = False  # the first broken or unreadable file raises instead of being skipped

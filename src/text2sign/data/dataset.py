@@ -33,9 +33,10 @@ from text2sign.data.cache import DONE, FrameCache
 from text2sign.data.clip import load_clip, shortfall_messages
 from text2sign.data.config import DataConfig
 from text2sign.data.frames import frames_to_video
-from text2sign.data.pairing import format_summary, pair_folder, write_json_atomically
+from text2sign.data.pairing import format_summary, pair_folder
 from text2sign.data.skips import UnreadableFileError, logger
 from text2sign.data.split import assign_splits
+from text2sign.json_io import write_json
 
 
 def build_config(root_or_config: DataConfig | str | os.PathLike, num_frames: int | None, image_size: int | None, fields: dict) -> DataConfig:
@@ -88,7 +89,7 @@ class SignVideoDataset(Dataset):
         if config.verbose:
             print(format_summary(summary))
         if config.summary_path is not None:
-            write_json_atomically(summary, config.summary_path)
+            write_json(config.summary_path, summary)
         if not names:
             where = f"cache {config.cache_dir}" if config.cache_dir else config.data_dir
             raise ValueError(

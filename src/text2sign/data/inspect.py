@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from text2sign.data.config import DEFAULT_MAX_FRAME_PIXELS
 from text2sign.data.gif import parse_gif_layout
-from text2sign.data.pairing import format_summary, pair_folder, write_json_atomically
+from text2sign.data.pairing import format_summary, pair_folder
 from text2sign.data.skips import UnreadableFileError, read_file
+from text2sign.json_io import write_json
 
 POOL_CHUNK_SIZE = 32  # layouts are cheap: bigger chunks keep the inter-process overhead small
 TOP_SIZES = 8  # frame sizes listed by count; the rest are summed
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     report = inspect_folder(args.data_dir, args.max_frame_pixels, args.workers, progress_bar=not args.no_progress)
     if args.summary_json is not None:
-        write_json_atomically(report, args.summary_json)
+        write_json(args.summary_json, report)
     return report
 
 

@@ -11,7 +11,6 @@ the same on every machine, the key for pairing, sorting, splitting and the cache
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,14 +156,3 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  ... and {len(summary['skipped_files']) - SUMMARY_EXAMPLES:,} more skipped files in the JSON summary")
     return "\n".join(lines)
 
-
-def write_json_atomically(payload: dict, path: str | os.PathLike) -> None:
-    """Write to a temporary file, then rename: a kill mid-write never leaves half a JSON file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, ensure_ascii=False, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

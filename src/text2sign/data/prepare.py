@@ -23,8 +23,9 @@ from tqdm import tqdm
 from text2sign.data.cache import DONE, SUMMARY_NAME, CacheWriter
 from text2sign.data.clip import ClipInfo, load_clip
 from text2sign.data.config import DEFAULT_MAX_FRAME_PIXELS, DataConfig
-from text2sign.data.pairing import format_summary, pair_folder, write_json_atomically
+from text2sign.data.pairing import format_summary, pair_folder
 from text2sign.data.skips import UnreadableFileError
+from text2sign.json_io import write_json
 
 DEFAULT_CHECKPOINT_EVERY = 1000  # clips between checkpoints: ~200 MB of frames at 16 x 64 x 64
 POOL_CHUNK_SIZE = 8  # clips per task sent to a worker: amortises inter-process overhead, keeps cores busy
@@ -123,7 +124,7 @@ def prepare_cache(
     pending = len(writer.pending_rows)
     if pending == 0:
         summary["decode_failures"] = writer.failures
-        write_json_atomically(summary, writer.out_dir / SUMMARY_NAME)
+        write_json(writer.out_dir / SUMMARY_NAME, summary)
     result = PrepareResult(len(records), decoded_now, failed_now, pending, time.perf_counter() - start_time, writer.resumed)
     if config.verbose:
         print(

@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw
 
 from text2sign.cli import run_with_one_line_errors
 from text2sign.data.tracks import JOINTS, NOSE_POSITION, SCALE, SPLITS, load_recordings, normalised_trajectory, split_recordings
-from text2sign.models.serialization import write_json
+from text2sign.json_io import write_json
 from text2sign.video_io import write_gif
 
 Colour = tuple[int, int, int]

@@ -14,14 +14,13 @@ recomputing the split, since recomputing with other settings silently scores tra
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from text2sign.data.pairing import write_json_atomically
 from text2sign.data.skips import logger
+from text2sign.json_io import read_json, write_json
 
 HASH_BYTES = 8  # 64 bits: fractions finer than any val_fraction anyone will ask for
 SPLIT_RECORD_NAME = "split.json"
@@ -87,12 +86,12 @@ class SplitRecord:
 def write_split_record(output_dir: str | Path, record: SplitRecord) -> Path:
     """Write `output_dir/split.json` atomically; returns its path."""
     path = Path(output_dir) / SPLIT_RECORD_NAME
-    write_json_atomically(asdict(record), path)
+    write_json(path, asdict(record))
     return path
 
 
 def read_split_record(path: str | Path) -> SplitRecord:
-    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    payload = read_json(path)
     return SplitRecord(val_fraction=payload["val_fraction"], group_pattern=payload["group_pattern"], train=list(payload["train"]),
                        val=list(payload["val"]), data_dir=payload.get("data_dir"))
 

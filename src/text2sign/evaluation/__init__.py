@@ -2,8 +2,8 @@
 
 from text2sign.evaluation.conditioning import (
     DEFAULT_GUIDANCE_SCALES,
+    FIXED_TIMESTEP_FRACTIONS,
     IDENTIFICATION_TIMESTEP_FRACTIONS,
-    LOSS_GAP_TIMESTEP_FRACTIONS,
     caption_derangement,
     caption_identification,
     conditional_loss_gap,
@@ -29,7 +29,20 @@ from text2sign.evaluation.metrics import (
     temporal_statistics,
     video_features,
 )
-from text2sign.evaluation.report import write_report
+from text2sign.evaluation.report import ReportFiles, write_report
+from text2sign.evaluation.results import (
+    CaptionIdentification,
+    ConditioningEvaluation,
+    EvaluationResult,
+    FVDScores,
+    GuidanceScores,
+    IdentificationScores,
+    LossGap,
+    PromptSensitivityScores,
+    RetrievalScores,
+    ScoredSplit,
+    TemporalScores,
+)
 from text2sign.evaluation.trajectory import (
     Prediction,
     TrajectoryScores,
@@ -45,10 +58,22 @@ from text2sign.evaluation.trajectory import (
 )
 
 __all__ = [
+    "CaptionIdentification",
+    "ConditioningEvaluation",
+    "EvaluationResult",
+    "FVDScores",
+    "GuidanceScores",
+    "IdentificationScores",
+    "LossGap",
+    "PromptSensitivityScores",
+    "ReportFiles",
+    "RetrievalScores",
+    "ScoredSplit",
+    "TemporalScores",
     "DEFAULT_GUIDANCE_SCALES",
     "DEFAULT_MIN_CLIPS",
+    "FIXED_TIMESTEP_FRACTIONS",
     "IDENTIFICATION_TIMESTEP_FRACTIONS",
-    "LOSS_GAP_TIMESTEP_FRACTIONS",
     "STANDARD_NUM_CLIPS",
     "FrechetVideoDistance",
     "Prediction",

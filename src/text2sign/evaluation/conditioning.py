@@ -15,7 +15,7 @@ score the same clips under the same noise.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import math
 import time
 from typing import Sequence
@@ -34,10 +34,21 @@ from text2sign.evaluation.metrics import (
     ssim,
     temporal_statistics,
 )
+from text2sign.evaluation.results import (
+    CaptionIdentification,
+    ConditionLosses,
+    ConditioningEvaluation,
+    EvaluationVideos,
+    GuidanceScores,
+    LossGap,
+    LossGapAtTimestep,
+)
+from text2sign.models.ema import evaluation_weights
+from text2sign.models.objective import DenoisingObjective
+from text2sign.models.scheduler import make_scheduler
 from text2sign.models.text_encoder import TextEncoding
+from text2sign.training.validation import FIXED_TIMESTEP_FRACTIONS, fixed_timesteps
 
-# Fractions of num_train_timesteps, low to high noise: the loss gap is reported per timestep, so it spans all.
-LOSS_GAP_TIMESTEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 # Identification scores n_clips x n_candidates pairs (69 x 69 on the real data), so it keeps to mid noise,
 # where the text matters most: at low noise the model mostly copies the visible pixels, and at high noise
 # the prediction is mostly the data prior. Three values cost 3 x 69 x 69 = 14,283 forward passes.
@@ -54,30 +65,8 @@ LOSS_TIE_TOLERANCE = 1e-5
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Shared pieces: weights, timesteps, noise, wrong captions, encoded captions
+# Shared pieces: noise, wrong captions, encoded captions (weights: models/ema.py, timesteps: training/validation.py)
 # --------------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def evaluation_weights(pipeline):
-    """EMA weights if the pipeline has them, eval mode (no caption dropout) and no gradients; restored after."""
-    was_training = pipeline.training
-    pipeline.eval()
-    ema_context = pipeline.ema.applied_to(pipeline) if pipeline.ema is not None else contextlib.nullcontext()
-    try:
-        with ema_context, torch.no_grad():
-            yield pipeline
-    finally:  # restores the mode only; any error still propagates
-        pipeline.train(was_training)
-
-
-def timestep_values(pipeline, fractions: Sequence[float]) -> torch.Tensor:
-    """Integer timesteps (k,) at the given fractions of the schedule: round(fraction * (T - 1))."""
-    fractions = [float(fraction) for fraction in fractions]
-    if not fractions or not all(0.0 <= fraction <= 1.0 for fraction in fractions):
-        raise ValueError(f"timesteps are fractions of the schedule in [0, 1], e.g. (0.3, 0.5, 0.7); got {fractions}")
-    last_timestep = pipeline.scheduler.config.num_train_timesteps - 1
-    return torch.tensor([round(fraction * last_timestep) for fraction in fractions], dtype=torch.long)  # (k,)
 
 
 def clip_noise(shape: Sequence[int], seed: int, clip_index: int, num_timesteps: int) -> torch.Tensor:
@@ -156,6 +145,7 @@ def pair_losses(pipeline, videos: torch.Tensor, table: TextEncoding, clip_indice
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     device = pipeline.device
+    objective = DenoisingObjective.for_pipeline(pipeline)  # the training loss's own per-clip error
     num_timesteps = len(timesteps)
     items = [(pair, step) for pair in range(len(clip_indices)) for step in range(num_timesteps)]
     losses = torch.empty(len(clip_indices), num_timesteps, dtype=torch.float64)
@@ -169,7 +159,7 @@ def pair_losses(pipeline, videos: torch.Tensor, table: TextEncoding, clip_indice
         batch_timesteps = timesteps[[step for _, step in chunk]].to(device)  # (b,)
         rows = torch.tensor([text_rows[pair] for pair, _ in chunk], device=table.states.device)  # (b,)
         text = TextEncoding(states=table.states[rows], mask=table.mask[rows])  # (b, n, d), (b, n)
-        batch_losses = pipeline.per_sample_loss(batch_videos, text, batch_timesteps, noise)  # (b,)
+        batch_losses = objective.per_sample_loss(batch_videos, text, batch_timesteps, noise)  # (b,)
         losses[[pair for pair, _ in chunk], [step for _, step in chunk]] = batch_losses.double().cpu()
     return losses  # (num_pairs, k)
 
@@ -179,8 +169,8 @@ def pair_losses(pipeline, videos: torch.Tensor, table: TextEncoding, clip_indice
 # --------------------------------------------------------------------------------------------------------------
 
 
-def conditional_loss_gap(pipeline, videos, captions: Sequence[str], timesteps: Sequence[float] = LOSS_GAP_TIMESTEP_FRACTIONS,
-                         seed: int = 0, batch_size: int = 8) -> dict:
+def conditional_loss_gap(pipeline, videos, captions: Sequence[str], timesteps: Sequence[float] = FIXED_TIMESTEP_FRACTIONS,
+                         seed: int = 0, batch_size: int = 8) -> LossGap:
     """Mean per-clip denoising loss with the right captions, a derangement of them, and the null embedding.
 
     videos: (n, c, f, h, w) in [-1, 1] (or uint8 (n, f, h, w, c)); captions: one per clip. timesteps are
@@ -188,7 +178,7 @@ def conditional_loss_gap(pipeline, videos, captions: Sequence[str], timesteps: S
     error over clips says whether a small gap is more than noise (the prior attempt's 0.00005 was not).
     """
     videos, captions = _check_clips(videos, captions)
-    timestep_tensor = timestep_values(pipeline, timesteps)  # (k,)
+    timestep_tensor = fixed_timesteps(pipeline.scheduler.config.num_train_timesteps, timesteps)  # (k,)
     wrong = caption_derangement(captions, seed)
     distinct = list(dict.fromkeys(captions))
     row_of = {caption: row for row, caption in enumerate(distinct)}
@@ -205,30 +195,30 @@ def conditional_loss_gap(pipeline, videos, captions: Sequence[str], timesteps: S
     right, deranged, null = per_clip.unbind(dim=1)  # (n,) each
     clip_gaps = deranged - right  # (n,)
     gap_standard_error = clip_gaps.std().item() / math.sqrt(len(captions)) if len(captions) > 1 else math.nan
-    return {
-        "right": right.mean().item(),
-        "deranged": deranged.mean().item(),
-        "null": null.mean().item(),
-        "gap": clip_gaps.mean().item(),
-        "gap_standard_error": gap_standard_error,
-        "relative_gap": _safe_ratio(clip_gaps.mean().item(), right.mean().item()),
-        "null_gap": (null - right).mean().item(),
-        "fraction_right_below_deranged": clearly_lower(right, deranged).double().mean().item(),
-        "per_timestep": [
-            {"timestep": int(timestep), "right": condition[0].item(), "deranged": condition[1].item(), "null": condition[2].item(),
-             "gap": (condition[1] - condition[0]).item()}
+    return LossGap(
+        right=right.mean().item(),
+        deranged=deranged.mean().item(),
+        null=null.mean().item(),
+        gap=clip_gaps.mean().item(),
+        gap_standard_error=gap_standard_error,
+        relative_gap=_safe_ratio(clip_gaps.mean().item(), right.mean().item()),
+        null_gap=(null - right).mean().item(),
+        fraction_right_below_deranged=clearly_lower(right, deranged).double().mean().item(),
+        per_timestep=[
+            LossGapAtTimestep(timestep=int(timestep), right=condition[0].item(), deranged=condition[1].item(), null=condition[2].item(),
+                              gap=(condition[1] - condition[0]).item())
             for timestep, condition in zip(timestep_tensor, losses.mean(dim=0).T)  # condition: (3,) at one timestep
         ],
-        "per_clip": {"right": right.tolist(), "deranged": deranged.tolist(), "null": null.tolist()},
-        "derangement": wrong,
-        "num_clips": len(captions),
-        "timesteps": timestep_tensor.tolist(),
-        "seed": seed,
-    }
+        per_clip=ConditionLosses(right=right.tolist(), deranged=deranged.tolist(), null=null.tolist()),
+        derangement=wrong,
+        num_clips=len(captions),
+        timesteps=timestep_tensor.tolist(),
+        seed=seed,
+    )
 
 
 def caption_identification(pipeline, videos, captions: Sequence[str], num_candidates: int | None = None,
-                           timesteps: Sequence[float] = IDENTIFICATION_TIMESTEP_FRACTIONS, seed: int = 0, batch_size: int = 32) -> dict:
+                           timesteps: Sequence[float] = IDENTIFICATION_TIMESTEP_FRACTIONS, seed: int = 0, batch_size: int = 32) -> CaptionIdentification:
     """Accuracy of picking each clip's caption as the lowest-loss one among K candidates (ties count as misses).
 
     Candidates are the true caption plus K - 1 other distinct captions drawn with the seed (all of them when
@@ -240,7 +230,7 @@ def caption_identification(pipeline, videos, captions: Sequence[str], num_candid
     num_candidates = len(distinct) if num_candidates is None else int(num_candidates)
     if not 2 <= num_candidates <= len(distinct):
         raise ValueError(f"num_candidates must be in [2, {len(distinct)}] (the number of distinct captions), got {num_candidates}")
-    timestep_tensor = timestep_values(pipeline, timesteps)  # (k,)
+    timestep_tensor = fixed_timesteps(pipeline.scheduler.config.num_train_timesteps, timesteps)  # (k,)
     row_of = {caption: row for row, caption in enumerate(distinct)}
     generator = torch.Generator().manual_seed(seed)
     candidates = []  # per clip: table rows, the true caption first
@@ -256,10 +246,9 @@ def caption_identification(pipeline, videos, captions: Sequence[str], num_candid
     loss_matrix = losses.mean(dim=1).view(len(captions), num_candidates)  # (n, K), column 0 = true caption
     true_losses = loss_matrix[:, :1]  # (n, 1)
     tied = ~clearly_lower(true_losses, loss_matrix) & ~clearly_lower(loss_matrix, true_losses)  # (n, K)
-    result = caption_identification_accuracy(torch.where(tied, true_losses, loss_matrix))  # rounding-level ties made exact
-    result.update(timesteps=timestep_tensor.tolist(), seed=seed, loss_matrix=loss_matrix.tolist(),
-                  candidates=[[distinct[row] for row in rows] for rows in candidates])
-    return result
+    scores = caption_identification_accuracy(torch.where(tied, true_losses, loss_matrix))  # rounding-level ties made exact
+    return CaptionIdentification(**dataclasses.asdict(scores), timesteps=timestep_tensor.tolist(), seed=seed, loss_matrix=loss_matrix.tolist(),
+                                 candidates=[[distinct[row] for row in rows] for rows in candidates])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,11 +271,10 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
     prompts, seeds = list(prompts), [int(seed) for seed in seeds]
     if not prompts or not seeds:
         raise ValueError(f"give at least one prompt and one seed, got {len(prompts)} prompts and seeds {seeds}")
-    sampler_name = scheduler or pipeline.config.sampler
-    # DDIM with eta 0 and DPM-Solver++ draw no noise after x_T: prompts can then share one batch, each row
-    # starting from seed s's x_T. DDPM (and DDIM with eta > 0) draws step noise per batch, so it gets one call
-    # per (prompt, seed) to keep a prompt's video independent of its batch-mates.
-    deterministic = sampler_name == "dpm" or (sampler_name == "ddim" and pipeline.scheduler.config.eta == 0)
+    # A deterministic sampler (DDIM with eta 0, DPM-Solver++) draws no noise after x_T: prompts can then share one
+    # batch, each row starting from seed s's x_T. A stochastic one (DDPM, DDIM with eta > 0) draws step noise per
+    # batch, so it gets one call per (prompt, seed) to keep a prompt's video independent of its batch-mates.
+    deterministic = not make_scheduler(scheduler or pipeline.config.sampler, pipeline.scheduler.config).is_stochastic
     num_frames = num_frames or pipeline.config.num_frames
     height, width = height or pipeline.config.image_size, width or pipeline.config.image_size
     shape = (1, pipeline.unet.config.in_channels, num_frames, height, width)
@@ -341,9 +329,9 @@ def select_clips(dataset, prompts: Sequence[str] | None = None, max_clips: int |
 def evaluate_conditioning(pipeline, dataset, prompts: Sequence[str] | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
                           num_inference_steps: int = 50, guidance_scales: Sequence[float] = DEFAULT_GUIDANCE_SCALES,
                           scheduler: str | None = None, num_candidates: int | None = None, max_clips: int | None = None,
-                          loss_timesteps: Sequence[float] = LOSS_GAP_TIMESTEP_FRACTIONS,
+                          loss_timesteps: Sequence[float] = FIXED_TIMESTEP_FRACTIONS,
                           identification_timesteps: Sequence[float] = IDENTIFICATION_TIMESTEP_FRACTIONS,
-                          batch_size: int = 8, seed: int = 0, fvd_metric=None) -> dict:
+                          batch_size: int = 8, seed: int = 0, fvd_metric=None) -> ConditioningEvaluation:
     """Every conditioning measure on one clip per prompt; prompt i's real clip is real video i.
 
     Loss gap and K-way caption identification (K = number of clips unless num_candidates is given) come
@@ -352,8 +340,8 @@ def evaluate_conditioning(pipeline, dataset, prompts: Sequence[str] | None = Non
     sensitivity, PSNR/SSIM against the prompt's real clip (and, as the reference level, against another
     prompt's clip), motion statistics, and FVD when `fvd_metric` (a FrechetVideoDistance) is given.
 
-    Returns a JSON-ready dict plus "videos": {"real": (n, c, f, h, w), "generated": {scale label: seed-0
-    videos (n, c, f, h, w)}}, tensors for `write_report`; pop it before writing JSON yourself.
+    Returns a ConditioningEvaluation; its `videos` (real (n, c, f, h, w) and, per scale label, the seed-0
+    videos) are for `write_report` and stay out of `to_json()`.
     """
     seeds, guidance_scales = [int(value) for value in seeds], [float(value) for value in guidance_scales]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
@@ -373,22 +361,20 @@ def evaluate_conditioning(pipeline, dataset, prompts: Sequence[str] | None = Non
     real = normalise_videos(torch.stack([torch.as_tensor(item["video"]) for item in items]))  # (n, c, f, h, w)
     num_clips, _, num_frames, height, width = real.shape
     timing: dict[str, float] = {}
-    result: dict = {"prompts": prompts, "clip_names": [item.get("name", str(index)) for item, index in zip(items, indices)],
-                    "num_clips": num_clips, "seeds": seeds, "num_inference_steps": num_inference_steps,
-                    "scheduler": scheduler or pipeline.config.sampler, "used_ema": pipeline.ema is not None}
 
     started = time.perf_counter()
-    result["loss_gap"] = conditional_loss_gap(pipeline, real, prompts, loss_timesteps, seed, batch_size)
+    loss_gap = conditional_loss_gap(pipeline, real, prompts, loss_timesteps, seed, batch_size)
     timing["loss_gap"] = time.perf_counter() - started
     started = time.perf_counter()
-    result["caption_identification"] = caption_identification(pipeline, real, prompts, num_candidates, identification_timesteps, seed, batch_size)
+    identification = caption_identification(pipeline, real, prompts, num_candidates, identification_timesteps, seed, batch_size)
     timing["caption_identification"] = time.perf_counter() - started
     if fvd_metric is not None:
         fvd_metric.update_real(real)
 
     top_k = tuple(k for k in RETRIEVAL_TOP_K if k < num_clips)
     other_clip = real.roll(1, dims=0)  # clip i + 1's real video: the fidelity a prompt-blind model would also get
-    result["guidance"], generated_first_seed = {}, {}
+    guidance: dict[str, GuidanceScores] = {}
+    generated_first_seed: dict[str, torch.Tensor] = {}
     for guidance_scale in guidance_scales:
         label = f"{guidance_scale:g}"
         started = time.perf_counter()
@@ -396,26 +382,28 @@ def evaluate_conditioning(pipeline, dataset, prompts: Sequence[str] | None = Non
         timing[f"generation_guidance_{label}"] = time.perf_counter() - started
         started = time.perf_counter()
         first_seed = generated[:, 0]  # (n, c, f, h, w)
-        scores: dict = {
-            "retrieval": {space: retrieval_accuracy(first_seed, real, top_k, space) for space in FEATURE_SPACES},
-            "prompt_sensitivity": {space: prompt_sensitivity(generated, space) for space in FEATURE_SPACES},
-            "psnr": psnr(first_seed, real).mean().item(),
-            "psnr_other_clip": psnr(first_seed, other_clip).mean().item(),
-            "temporal": temporal_statistics(generated.flatten(0, 1), real),
-        }
-        if min(height, width) >= SSIM_WINDOW_SIZE:
-            scores["ssim"] = ssim(first_seed, real).mean().item()
-            scores["ssim_other_clip"] = ssim(first_seed, other_clip).mean().item()
-        else:
-            scores["ssim"] = scores["ssim_other_clip"] = None
-            scores["ssim_skipped"] = f"frames of {height}x{width} are smaller than the {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE} SSIM window"
+        ssim_fits = min(height, width) >= SSIM_WINDOW_SIZE
+        fvd = None
         if fvd_metric is not None:
             fvd_metric.reset_fake()
             fvd_metric.update_fake(generated.flatten(0, 1))
-            scores["fvd"] = fvd_metric.compute()
+            fvd = fvd_metric.compute()
+        guidance[label] = GuidanceScores(
+            retrieval={space: retrieval_accuracy(first_seed, real, top_k, space) for space in FEATURE_SPACES},
+            prompt_sensitivity={space: prompt_sensitivity(generated, space) for space in FEATURE_SPACES},
+            psnr=psnr(first_seed, real).mean().item(),
+            psnr_other_clip=psnr(first_seed, other_clip).mean().item(),
+            temporal=temporal_statistics(generated.flatten(0, 1), real),
+            ssim=ssim(first_seed, real).mean().item() if ssim_fits else None,
+            ssim_other_clip=ssim(first_seed, other_clip).mean().item() if ssim_fits else None,
+            ssim_skipped=None if ssim_fits else f"frames of {height}x{width} are smaller than the {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE} SSIM window",
+            fvd=fvd,
+        )
         timing[f"metrics_guidance_{label}"] = time.perf_counter() - started
-        result["guidance"][label] = scores
         generated_first_seed[label] = first_seed
-    result["timing_seconds"] = timing
-    result["videos"] = {"real": real, "generated": generated_first_seed}
-    return result
+    return ConditioningEvaluation(
+        prompts=prompts, clip_names=[item.get("name", str(index)) for item, index in zip(items, indices)], num_clips=num_clips,
+        seeds=seeds, num_inference_steps=num_inference_steps, scheduler=scheduler or pipeline.config.sampler,
+        used_ema=pipeline.ema is not None, loss_gap=loss_gap, caption_identification=identification, guidance=guidance,
+        timing_seconds=timing, videos=EvaluationVideos(real=real, generated=generated_first_seed),
+    )

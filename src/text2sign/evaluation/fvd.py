@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from text2sign.evaluation.metrics import normalise_videos
+from text2sign.evaluation.results import FVDScores
 
 # Published FVD numbers (StyleGAN-V's fvd2048_16f, and most video diffusion papers) use 2048 clips per side.
 STANDARD_NUM_CLIPS = 2048
@@ -202,12 +203,12 @@ class FrechetVideoDistance:
     def num_fake_clips(self) -> int:
         return sum(features.shape[0] for features in self.fake_features)
 
-    def compute(self) -> dict:
+    def compute(self) -> FVDScores:
         """FVD between all real and all generated clips seen so far, refusing sets smaller than min_clips.
 
-        Returns {"fvd", "num_real_clips", "num_fake_clips", "feature_dim", "min_clips", "allow_small_sample",
-        "comparable_to_published" (both sides >= 2048 clips), "covariance_rank_deficient" (a side has no
-        more clips than feature dimensions)}.
+        Returns FVDScores: fvd, num_real_clips, num_fake_clips, feature_dim, min_clips, allow_small_sample,
+        comparable_to_published (both sides >= 2048 clips), covariance_rank_deficient (a side has no
+        more clips than feature dimensions).
         """
         num_real, num_fake = self.num_real_clips, self.num_fake_clips
         if min(num_real, num_fake) < self.min_clips:
@@ -221,13 +222,13 @@ class FrechetVideoDistance:
             raise ValueError(f"real and generated features differ in size: {real_features.shape[1]} vs {fake_features.shape[1]}.")
         feature_dim = real_features.shape[1]
         distance = frechet_distance(*feature_statistics(real_features), *feature_statistics(fake_features))
-        return {
-            "fvd": distance,
-            "num_real_clips": num_real,
-            "num_fake_clips": num_fake,
-            "feature_dim": feature_dim,
-            "min_clips": self.min_clips,
-            "allow_small_sample": self.allow_small_sample,
-            "comparable_to_published": min(num_real, num_fake) >= STANDARD_NUM_CLIPS,
-            "covariance_rank_deficient": min(num_real, num_fake) <= feature_dim,
-        }
+        return FVDScores(
+            fvd=distance,
+            num_real_clips=num_real,
+            num_fake_clips=num_fake,
+            feature_dim=feature_dim,
+            min_clips=self.min_clips,
+            allow_small_sample=self.allow_small_sample,
+            comparable_to_published=min(num_real, num_fake) >= STANDARD_NUM_CLIPS,
+            covariance_rank_deficient=min(num_real, num_fake) <= feature_dim,
+        )

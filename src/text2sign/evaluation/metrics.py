@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from text2sign.evaluation.results import IdentificationScores, PromptSensitivityScores, RetrievalScores, TemporalScores
+
 # A callable feature extractor maps normalised videos (n, c, f, h, w) in [-1, 1] to features (n, d).
 FeatureSpace = Union[str, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -143,7 +145,7 @@ def retrieval_accuracy(
     top_k: Sequence[int] = (1, 5),
     space: FeatureSpace = "pixel",
     return_distances: bool = False,
-) -> dict:
+) -> RetrievalScores:
     """Top-k accuracy of finding prompt i's real clip among all real clips, starting from generated video i.
 
     generated[i] was sampled from prompt i and real[i] is prompt i's real clip, both (n, c, f, h, w) in
@@ -154,9 +156,8 @@ def retrieval_accuracy(
     Every k must be smaller than n (top-n accuracy is 1 by construction). Real clips must be one per prompt:
     two identical real clips tie, and a tie costs the model a rank.
 
-    Returns {"top{k}": float, "chance_top{k}": k / n for each k, "ranks": list[int], "mean_rank": float,
-    "chance_mean_rank": (n + 1) / 2, "num_clips": n, "space": name} and, with return_distances=True,
-    "distances": float64 (n_generated, n_real) tensor.
+    Returns RetrievalScores: top[k] and chance_top[k] = k / n for each k, ranks, mean_rank, chance_mean_rank
+    = (n + 1) / 2, num_clips, the space's name and, with return_distances=True, distances (n_generated, n_real).
     """
     generated, real = _normalise_pair(generated, real, ("generated", "real"))
     num_clips = generated.shape[0]
@@ -175,21 +176,19 @@ def retrieval_accuracy(
     distances = torch.cdist(video_features(generated, space), video_features(real, space))  # (n, n)
     ranks = _ranks_of_targets(distances, torch.arange(num_clips))  # (n,)
 
-    result: dict = {}
-    for k in top_k:
-        result[f"top{k}"] = (ranks <= k).double().mean().item()
-        result[f"chance_top{k}"] = k / num_clips
-    result["ranks"] = ranks.tolist()
-    result["mean_rank"] = ranks.double().mean().item()
-    result["chance_mean_rank"] = (num_clips + 1) / 2
-    result["num_clips"] = num_clips
-    result["space"] = space if isinstance(space, str) else getattr(space, "__name__", type(space).__name__)
-    if return_distances:
-        result["distances"] = distances
-    return result
+    return RetrievalScores(
+        top={k: (ranks <= k).double().mean().item() for k in top_k},
+        chance_top={k: k / num_clips for k in top_k},
+        ranks=ranks.tolist(),
+        mean_rank=ranks.double().mean().item(),
+        chance_mean_rank=(num_clips + 1) / 2,
+        num_clips=num_clips,
+        space=space if isinstance(space, str) else getattr(space, "__name__", type(space).__name__),
+        distances=distances if return_distances else None,
+    )
 
 
-def prompt_sensitivity(videos: torch.Tensor, space: FeatureSpace = "pixel") -> dict:
+def prompt_sensitivity(videos: torch.Tensor, space: FeatureSpace = "pixel") -> PromptSensitivityScores:
     """How much more videos differ across prompts than across seeds of one prompt.
 
     videos: float (num_prompts, num_seeds, c, f, h, w) in [-1, 1] or uint8 (num_prompts, num_seeds, f, h, w, c);
@@ -237,15 +236,15 @@ def prompt_sensitivity(videos: torch.Tensor, space: FeatureSpace = "pixel") -> d
     within = distances[same_prompt & upper].mean().item()
     between = distances[~same_prompt & upper].mean().item()
     between_same_seed = distances[~same_prompt & same_seed & upper].mean().item()
-    return {
-        "ratio": _safe_ratio(between, within),
-        "ratio_same_seed": _safe_ratio(between_same_seed, within),
-        "between_prompts_distance": between,
-        "between_prompts_same_seed_distance": between_same_seed,
-        "within_prompt_distance": within,
-        "num_prompts": num_prompts,
-        "num_seeds": num_seeds,
-    }
+    return PromptSensitivityScores(
+        ratio=_safe_ratio(between, within),
+        ratio_same_seed=_safe_ratio(between_same_seed, within),
+        between_prompts_distance=between,
+        between_prompts_same_seed_distance=between_same_seed,
+        within_prompt_distance=within,
+        num_prompts=num_prompts,
+        num_seeds=num_seeds,
+    )
 
 
 def _safe_ratio(numerator: float, denominator: float) -> float:
@@ -255,15 +254,15 @@ def _safe_ratio(numerator: float, denominator: float) -> float:
     return math.inf if numerator > 0 else math.nan
 
 
-def caption_identification_accuracy(loss_matrix: torch.Tensor, true_index: torch.Tensor | None = None) -> dict:
+def caption_identification_accuracy(loss_matrix: torch.Tensor, true_index: torch.Tensor | None = None) -> IdentificationScores:
     """Fraction of clips whose true caption gets the strictly lowest loss among k candidate captions.
 
     loss_matrix: (n_clips, k_candidates), e.g. the model's denoising loss of clip i under caption j (lower =
     better fit). true_index: (n_clips,) column of each clip's true caption; default column 0. A tie with a
     wrong caption counts as a miss. A model that ignores the text scores chance, 1 / k.
 
-    Returns {"accuracy", "chance": 1 / k, "ranks": list[int] (1-based, ties against), "mean_rank",
-    "chance_mean_rank": (k + 1) / 2, "num_clips", "num_candidates"}.
+    Returns IdentificationScores: accuracy, chance = 1 / k, ranks (1-based, ties against), mean_rank,
+    chance_mean_rank = (k + 1) / 2, num_clips, num_candidates.
     """
     losses = torch.as_tensor(loss_matrix, dtype=torch.float64)
     if losses.ndim != 2 or losses.shape[0] < 1 or losses.shape[1] < 2:
@@ -283,15 +282,15 @@ def caption_identification_accuracy(loss_matrix: torch.Tensor, true_index: torch
             f"shape {tuple(true_index.shape)} and values {true_index.tolist()[:8]}..."
         )
     ranks = _ranks_of_targets(losses, true_index)  # (n,)
-    return {
-        "accuracy": (ranks == 1).double().mean().item(),
-        "chance": 1.0 / num_candidates,
-        "ranks": ranks.tolist(),
-        "mean_rank": ranks.double().mean().item(),
-        "chance_mean_rank": (num_candidates + 1) / 2,
-        "num_clips": num_clips,
-        "num_candidates": num_candidates,
-    }
+    return IdentificationScores(
+        accuracy=(ranks == 1).double().mean().item(),
+        chance=1.0 / num_candidates,
+        ranks=ranks.tolist(),
+        mean_rank=ranks.double().mean().item(),
+        chance_mean_rank=(num_candidates + 1) / 2,
+        num_clips=num_clips,
+        num_candidates=num_candidates,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -375,19 +374,19 @@ def temporal_change(videos: torch.Tensor) -> torch.Tensor:
     return frame_differences.mean(dim=(1, 2, 3, 4))  # (n,)
 
 
-def temporal_statistics(generated: torch.Tensor, real: torch.Tensor) -> dict:
+def temporal_statistics(generated: torch.Tensor, real: torch.Tensor) -> TemporalScores:
     """Compare how much generated and real videos move; the sets need not be paired or equally large.
 
-    Returns {"generated_mean", "generated_std", "real_mean", "real_std", "ratio"}, where means and
+    Returns TemporalScores: generated_mean, generated_std, real_mean, real_std and ratio, where means and
     (population) standard deviations are over videos of `temporal_change`, and ratio = generated_mean /
     real_mean: below 1 the model is too static (a frozen first frame gives 0), above 1 too jittery.
     """
     generated_change, real_change = temporal_change(generated), temporal_change(real)  # (n_gen,), (n_real,)
     generated_mean, real_mean = generated_change.mean().item(), real_change.mean().item()
-    return {
-        "generated_mean": generated_mean,
-        "generated_std": generated_change.std(unbiased=False).item(),
-        "real_mean": real_mean,
-        "real_std": real_change.std(unbiased=False).item(),
-        "ratio": _safe_ratio(generated_mean, real_mean),
-    }
+    return TemporalScores(
+        generated_mean=generated_mean,
+        generated_std=generated_change.std(unbiased=False).item(),
+        real_mean=real_mean,
+        real_std=real_change.std(unbiased=False).item(),
+        ratio=_safe_ratio(generated_mean, real_mean),
+    )

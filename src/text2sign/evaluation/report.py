@@ -3,8 +3,8 @@ level) and comparison.png (real clips above the generated ones, same prompts).""
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from text2sign.evaluation.metrics import normalise_videos
+from text2sign.evaluation.results import ConditioningEvaluation
+from text2sign.json_io import write_json
 from text2sign.models.pipeline import videos_to_uint8
 from text2sign.video_io import frames_grid
 
@@ -20,27 +22,32 @@ MAX_PICTURE_ROWS = 8  # prompts shown in comparison.png; enough to see a pattern
 MAX_PICTURE_FRAMES = 8  # frames per strip, evenly spaced over the clip
 MIN_PICTURE_FRAME_SIZE = 64  # smaller frames are enlarged (nearest neighbour) so 8x8 test clips stay visible
 SEPARATOR_PIXELS = 4  # white gap between prompts
-VIDEOS_KEY = "videos"  # tensors in evaluate_conditioning's result: pictured, never written to JSON
 
 
-def write_report(result: dict, directory: str | Path, real_videos: torch.Tensor, generated_videos: Mapping[str, torch.Tensor],
-                 prompts: Sequence[str]) -> dict[str, Path]:
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path  # evaluation.json
+    markdown: Path  # evaluation.md
+    picture: Path  # comparison.png
+
+
+def write_report(result: ConditioningEvaluation, directory: str | Path, real_videos: torch.Tensor,
+                 generated_videos: Mapping[str, torch.Tensor], prompts: Sequence[str]) -> ReportFiles:
     """Write evaluation.json, evaluation.md and comparison.png into `directory`; returns their paths.
 
-    result: evaluate_conditioning's dict (a "videos" entry is left out of the JSON). real_videos: (n, c, f, h, w)
-    in [-1, 1] or uint8 (n, f, h, w, c); generated_videos: {label, e.g. guidance scale: videos of the same
-    shape}, video i generated from prompts[i], whose real clip is real_videos[i].
+    result: evaluate_conditioning's (its videos stay out of the JSON). real_videos: (n, c, f, h, w) in [-1, 1]
+    or uint8 (n, f, h, w, c), e.g. result.videos.real; generated_videos: {label, e.g. guidance scale: videos of
+    the same shape}, video i generated from prompts[i], whose real clip is real_videos[i].
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    numbers = {key: value for key, value in result.items() if key != VIDEOS_KEY}
     json_path = directory / "evaluation.json"
     # allow_nan=False: inf/nan become strings first, so any JSON reader (not only Python's) opens the file.
-    json_path.write_text(json.dumps(_json_safe(numbers), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_json(json_path, _json_safe(result.to_json()), allow_nan=False)
     picture_path = write_comparison(directory / "comparison.png", real_videos, generated_videos, prompts)
     markdown_path = directory / "evaluation.md"
-    markdown_path.write_text(markdown_report(numbers, list(generated_videos), min(len(prompts), MAX_PICTURE_ROWS)), encoding="utf-8")
-    return {"json": json_path, "markdown": markdown_path, "picture": picture_path}
+    markdown_path.write_text(markdown_report(result, list(generated_videos), min(len(prompts), MAX_PICTURE_ROWS)), encoding="utf-8")
+    return ReportFiles(json=json_path, markdown=markdown_path, picture=picture_path)
 
 
 def _json_safe(value):
@@ -113,75 +120,76 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     return lines + ["| " + " | ".join(_number(cell) if not isinstance(cell, str) else cell for cell in row) + " |" for row in rows]
 
 
-def markdown_report(result: dict, picture_labels: Sequence[str], picture_rows: int) -> str:
+def markdown_report(result: ConditioningEvaluation, picture_labels: Sequence[str], picture_rows: int) -> str:
     """evaluation.md from evaluate_conditioning's numbers: one table per measure, chance levels beside them."""
     lines = ["# Conditioning evaluation", ""]
-    lines += [f"{result['num_clips']} clips, one per caption; seeds {result['seeds']}; {result['num_inference_steps']} "
-              f"{result['scheduler']} steps; {'EMA' if result['used_ema'] else 'raw (no EMA saved)'} weights. "
+    lines += [f"{result.num_clips} clips, one per caption; seeds {result.seeds}; {result.num_inference_steps} "
+              f"{result.scheduler} steps; {'EMA' if result.used_ema else 'raw (no EMA saved)'} weights. "
               "\"Chance\" is what a model that ignores the text scores.", ""]
-    split = result.get("split")  # evaluate.py adds it: which side of the run's train/val split was scored
+    split = result.split  # evaluate.py sets it: which side of the run's train/val split was scored
     if split is not None:
-        lines += [f"Split scored: **{split['scored']}**, {split['description']}" + (f" (from {split['record']})" if split.get("record") else "") + "."]
-        if split.get("note"):
-            lines += ["", f"**Note: {split['note']}.**"]
-        lines += ["", "Clips scored: " + ", ".join(result["clip_names"]) + ".", ""]
+        lines += [f"Split scored: **{split.scored}**, {split.description}" + (f" (from {split.record})" if split.record else "") + "."]
+        if split.note:
+            lines += ["", f"**Note: {split.note}.**"]
+        lines += ["", "Clips scored: " + ", ".join(result.clip_names) + ".", ""]
 
-    gap = result["loss_gap"]
+    gap = result.loss_gap
     lines += ["## Denoising loss: right caption, wrong caption (derangement), null embedding", "",
-              f"Same clips, noise and timesteps {gap['timesteps']} in every condition; unweighted MSE, lower is better.", ""]
+              f"Same clips, noise and timesteps {gap.timesteps} in every condition; unweighted MSE, lower is better.", ""]
     lines += _table(["measure", "value", "chance"], [
-        ["loss, right caption", _number(gap["right"], 6), "= deranged"],
-        ["loss, deranged caption", _number(gap["deranged"], 6), ""],
-        ["loss, null embedding", _number(gap["null"], 6), ""],
-        ["gap = deranged - right", f"{_number(gap['gap'], 4)} ± {_number(gap['gap_standard_error'], 2)} (s.e.)", "0"],
-        ["relative gap = gap / right", _number(gap["relative_gap"]), "0"],
-        ["null - right", _number(gap["null_gap"], 4), "0"],
-        ["clips with right < deranged", _number(gap["fraction_right_below_deranged"]), "0 (exact ties), 0.5 (noise)"],
+        ["loss, right caption", _number(gap.right, 6), "= deranged"],
+        ["loss, deranged caption", _number(gap.deranged, 6), ""],
+        ["loss, null embedding", _number(gap.null, 6), ""],
+        ["gap = deranged - right", f"{_number(gap.gap, 4)} ± {_number(gap.gap_standard_error, 2)} (s.e.)", "0"],
+        ["relative gap = gap / right", _number(gap.relative_gap), "0"],
+        ["null - right", _number(gap.null_gap, 4), "0"],
+        ["clips with right < deranged", _number(gap.fraction_right_below_deranged), "0 (exact ties), 0.5 (noise)"],
     ])
     lines += [""] + _table(["timestep", "right", "deranged", "null", "gap"],
-                           [[row["timestep"], _number(row["right"], 6), _number(row["deranged"], 6), _number(row["null"], 6), _number(row["gap"], 4)]
-                            for row in gap["per_timestep"]])
+                           [[row.timestep, _number(row.right, 6), _number(row.deranged, 6), _number(row.null, 6), _number(row.gap, 4)]
+                            for row in gap.per_timestep])
 
-    identification = result["caption_identification"]
-    lines += ["", f"## Caption identification ({identification['num_candidates']}-way)", "",
-              f"A clip counts when its own caption has the strictly lowest loss (timesteps {identification['timesteps']}).", ""]
+    identification = result.caption_identification
+    lines += ["", f"## Caption identification ({identification.num_candidates}-way)", "",
+              f"A clip counts when its own caption has the strictly lowest loss (timesteps {identification.timesteps}).", ""]
     lines += _table(["measure", "value", "chance"], [
-        ["accuracy", identification["accuracy"], identification["chance"]],
-        ["mean rank of the true caption", identification["mean_rank"], identification["chance_mean_rank"]],
+        ["accuracy", identification.accuracy, identification.chance],
+        ["mean rank of the true caption", identification.mean_rank, identification.chance_mean_rank],
     ])
 
-    scales = list(result["guidance"])
+    guidance = result.guidance
+    scales = list(guidance)
     lines += ["", "## Sampling, per guidance scale", "",
               "Retrieval: generated video i (first seed) against all real clips, nearest first. Prompt sensitivity: "
               "distance between prompts at the same seed over distance between seeds of one prompt. PSNR/SSIM: "
               "against the prompt's own real clip; the \"other clip\" rows are the reference a prompt-blind model also gets.", ""]
     rows = []
-    first = result["guidance"][scales[0]]
+    first = guidance[scales[0]]
     for space in ("pixel", "motion"):
-        retrieval = first["retrieval"][space]
-        for key in sorted(key for key in retrieval if key.startswith("top")):
-            rows.append([f"retrieval {key} ({space})", retrieval[f"chance_{key}"]] + [result["guidance"][s]["retrieval"][space][key] for s in scales])
-        rows.append([f"retrieval mean rank ({space})", retrieval["chance_mean_rank"]] + [result["guidance"][s]["retrieval"][space]["mean_rank"] for s in scales])
-        rows.append([f"prompt sensitivity, same seed ({space})", 0.0] + [result["guidance"][s]["prompt_sensitivity"][space]["ratio_same_seed"] for s in scales])
-        rows.append([f"prompt sensitivity, all pairs ({space})", "about 1"] + [result["guidance"][s]["prompt_sensitivity"][space]["ratio"] for s in scales])
-    rows.append(["PSNR dB vs own clip", "= other clip"] + [result["guidance"][s]["psnr"] for s in scales])
-    rows.append(["PSNR dB vs other clip (reference)", ""] + [result["guidance"][s]["psnr_other_clip"] for s in scales])
-    rows.append(["SSIM vs own clip", "= other clip"] + [result["guidance"][s]["ssim"] for s in scales])
-    rows.append(["SSIM vs other clip (reference)", ""] + [result["guidance"][s]["ssim_other_clip"] for s in scales])
-    rows.append(["motion: generated mean frame change", f"real: {_number(first['temporal']['real_mean'])}"] + [result["guidance"][s]["temporal"]["generated_mean"] for s in scales])
-    rows.append(["motion: generated / real", "1 (ideal)"] + [result["guidance"][s]["temporal"]["ratio"] for s in scales])
-    if "fvd" in first:
-        rows.append(["FVD", "0 (ideal)"] + [result["guidance"][s]["fvd"]["fvd"] for s in scales])
+        retrieval = first.retrieval[space]
+        for k in sorted(retrieval.top):
+            rows.append([f"retrieval top{k} ({space})", retrieval.chance_top[k]] + [guidance[s].retrieval[space].top[k] for s in scales])
+        rows.append([f"retrieval mean rank ({space})", retrieval.chance_mean_rank] + [guidance[s].retrieval[space].mean_rank for s in scales])
+        rows.append([f"prompt sensitivity, same seed ({space})", 0.0] + [guidance[s].prompt_sensitivity[space].ratio_same_seed for s in scales])
+        rows.append([f"prompt sensitivity, all pairs ({space})", "about 1"] + [guidance[s].prompt_sensitivity[space].ratio for s in scales])
+    rows.append(["PSNR dB vs own clip", "= other clip"] + [guidance[s].psnr for s in scales])
+    rows.append(["PSNR dB vs other clip (reference)", ""] + [guidance[s].psnr_other_clip for s in scales])
+    rows.append(["SSIM vs own clip", "= other clip"] + [guidance[s].ssim for s in scales])
+    rows.append(["SSIM vs other clip (reference)", ""] + [guidance[s].ssim_other_clip for s in scales])
+    rows.append(["motion: generated mean frame change", f"real: {_number(first.temporal.real_mean)}"] + [guidance[s].temporal.generated_mean for s in scales])
+    rows.append(["motion: generated / real", "1 (ideal)"] + [guidance[s].temporal.ratio for s in scales])
+    if first.fvd is not None:
+        rows.append(["FVD", "0 (ideal)"] + [guidance[s].fvd.fvd for s in scales])
     lines += _table(["measure", "chance"] + [f"guidance {scale}" for scale in scales], rows)
-    if first.get("ssim_skipped"):
-        lines += ["", f"SSIM not computed: {first['ssim_skipped']}."]
+    if first.ssim_skipped:
+        lines += ["", f"SSIM not computed: {first.ssim_skipped}."]
 
     lines += ["", "## Picture", "",
               f"comparison.png: the first {picture_rows} prompts, top to bottom. Each prompt is a block of strips, frames "
               f"left to right (up to {MAX_PICTURE_FRAMES}, evenly spaced): first the real clip, then the first-seed sample at "
               + ", ".join(f"guidance {label}" for label in picture_labels) + ", in that order; white gaps separate prompts.", "",
               "![real above generated](comparison.png)", "", "Prompts in the picture:", ""]
-    lines += [f"{row + 1}. {prompt}" for row, prompt in enumerate(result["prompts"][:picture_rows])]
+    lines += [f"{row + 1}. {prompt}" for row, prompt in enumerate(result.prompts[:picture_rows])]
 
-    lines += ["", "## Time", ""] + _table(["part", "seconds"], [[part, seconds] for part, seconds in result["timing_seconds"].items()])
+    lines += ["", "## Time", ""] + _table(["part", "seconds"], [[part, seconds] for part, seconds in result.timing_seconds.items()])
     return "\n".join(lines) + "\n"

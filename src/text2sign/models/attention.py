@@ -1,7 +1,7 @@
 """Attention blocks for video: one `Attention` module, made spatial, temporal or cross by einops patterns.
 
 Video tensors are (b, c, f, h, w): f is frames (t is reserved for the diffusion timestep).
-Every block is residual and its output projection starts at zero, so a freshly built network is the
+Every block is one `VideoTokenBlock`: norm, rearrange to tokens, operate, rearrange back, add. Every block is residual and its output projection starts at zero, so a freshly built network is the
 identity plus its convolutions; the zero only holds at init (the gradient of a zero output projection
 is not zero), so text and temporal context start flowing after the first optimiser step.
 """
@@ -65,68 +65,94 @@ class Attention(nn.Module):
         return self.to_out(rearrange(out, "B heads n d -> B n (heads d)"))  # (B, n, c)
 
 
-class SpatialSelfAttention(nn.Module):
+class VideoTokenBlock(nn.Module):
+    """The one pattern every block below follows (lucidrains' Residual(PreNorm(EinopsToAndFrom(...)))):
+
+        video (b, c, f, h, w) -> tokens by `tokens_pattern` -> LayerNorm -> `operate` -> back to video -> + video
+
+    A block names its einops pattern, builds its operation and implements `operate(tokens, ...)`; the LayerNorm is
+    built here, and extra forward arguments (the text) go to `operate`. The submodules keep the names `norm`, `attention`,
+    `project_in`, `project_out`, which are the keys of saved weights.
+    """
+
+    tokens_pattern: str  # e.g. "b c f h w -> (b f) (h w) c"
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def operate(self, tokens: torch.Tensor, *context: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement operate(tokens, ...)")
+
+    def forward(self, video: torch.Tensor, *context: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = video.shape
+        video_pattern = " -> ".join(reversed(self.tokens_pattern.split(" -> ")))  # e.g. "(b f) (h w) c -> b c f h w"
+        tokens = rearrange(video, self.tokens_pattern)  # (batch of sequences, sequence length, c)
+        tokens = self.operate(self.norm(tokens), *context)  # same shape
+        return video + rearrange(tokens, video_pattern, b=b, f=f, h=h, w=w)  # (b, c, f, h, w)
+
+
+class SpatialSelfAttention(VideoTokenBlock):
     """Each frame attends over its own h*w positions."""
 
+    tokens_pattern = "b c f h w -> (b f) (h w) c"
+
     def __init__(self, channels: int, head_dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        super().__init__(channels)
         self.attention = Attention(channels, head_dim=head_dim)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = video.shape
-        tokens = rearrange(video, "b c f h w -> (b f) (h w) c")  # (b*f, h*w, c)
-        tokens = self.attention(self.norm(tokens))  # (b*f, h*w, c)
-        return video + rearrange(tokens, "(b f) (h w) c -> b c f h w", b=b, h=h)  # (b, c, f, h, w)
+    def operate(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.attention(tokens)  # (b*f, h*w, c)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(VideoTokenBlock):
     """Every position of every frame attends over the text tokens; padding tokens are masked out."""
 
+    tokens_pattern = "b c f h w -> (b f) (h w) c"
+
     def __init__(self, channels: int, text_dim: int, head_dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        super().__init__(channels)
         self.attention = Attention(channels, context_dim=text_dim, head_dim=head_dim)
 
     def forward(self, video: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = video.shape
-        tokens = rearrange(video, "b c f h w -> (b f) (h w) c")  # (b*f, h*w, c)
-        context = repeat(text_states, "b n d -> (b f) n d", f=f)  # (b*f, n, d)
-        context_mask = repeat(text_mask, "b n -> (b f) n", f=f)  # (b*f, n)
-        tokens = self.attention(self.norm(tokens), context, context_mask)  # (b*f, h*w, c)
-        return video + rearrange(tokens, "(b f) (h w) c -> b c f h w", b=b, h=h)  # (b, c, f, h, w)
+        if text_states.shape[0] != video.shape[0] or text_mask.shape != text_states.shape[:2]:
+            raise ValueError(f"cross-attention needs one text per video: got {video.shape[0]} videos, text_states "
+                             f"{tuple(text_states.shape)} and text_mask {tuple(text_mask.shape)}")
+        return super().forward(video, text_states, text_mask)  # (b, c, f, h, w)
+
+    def operate(self, tokens: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        num_frames = tokens.shape[0] // text_states.shape[0]  # tokens are (b*f, h*w, c)
+        context = repeat(text_states, "b n d -> (b f) n d", f=num_frames)  # (b*f, n, d)
+        context_mask = repeat(text_mask, "b n -> (b f) n", f=num_frames)  # (b*f, n)
+        return self.attention(tokens, context, context_mask)  # (b*f, h*w, c)
 
 
-class TemporalSelfAttention(nn.Module):
+class TemporalSelfAttention(VideoTokenBlock):
     """Each spatial position attends over the frames, with rotary frame positions."""
 
+    tokens_pattern = "b c f h w -> (b h w) f c"
+
     def __init__(self, channels: int, head_dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        super().__init__(channels)
         self.attention = Attention(channels, head_dim=head_dim, rotary=True)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = video.shape
-        tokens = rearrange(video, "b c f h w -> (b h w) f c")  # (b*h*w, f, c)
-        tokens = self.attention(self.norm(tokens))  # (b*h*w, f, c)
-        return video + rearrange(tokens, "(b h w) f c -> b c f h w", b=b, h=h)  # (b, c, f, h, w)
+    def operate(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.attention(tokens)  # (b*h*w, f, c)
 
 
-class FeedForward(nn.Module):
+class FeedForward(VideoTokenBlock):
     """Position-wise GEGLU MLP (Shazeer 2020), as in latent-diffusion transformer blocks."""
 
+    tokens_pattern = "b c f h w -> b (f h w) c"
+
     def __init__(self, channels: int, multiplier: int = 4):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        super().__init__(channels)
         self.project_in = nn.Linear(channels, channels * multiplier * 2)
         self.project_out = nn.Linear(channels * multiplier, channels)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = video.shape
-        tokens = rearrange(video, "b c f h w -> b (f h w) c")  # (b, f*h*w, c)
-        value, gate = self.project_in(self.norm(tokens)).chunk(2, dim=-1)  # (b, f*h*w, 4c) each
-        tokens = self.project_out(value * F.gelu(gate))  # (b, f*h*w, c)
-        return video + rearrange(tokens, "b (f h w) c -> b c f h w", f=f, h=h)  # (b, c, f, h, w)
+    def operate(self, tokens: torch.Tensor) -> torch.Tensor:
+        value, gate = self.project_in(tokens).chunk(2, dim=-1)  # (b, f*h*w, 4c) each
+        return self.project_out(value * F.gelu(gate))  # (b, f*h*w, c)
 
 
 class VideoTransformerBlock(nn.Module):

@@ -69,3 +69,21 @@ class ExponentialMovingAverage:
         device = next(iter(self.shadow.values())).device if self.shadow else "cpu"
         self.shadow = {name: state[name].float().to(device) for name in self.shadow}
         self.num_updates = int(state["__num_updates__"]) if "__num_updates__" in state else 0
+
+
+@contextlib.contextmanager
+def evaluation_weights(pipeline: nn.Module, use_ema: bool = True):
+    """Eval mode, no gradients and, if `use_ema` and the pipeline has an EMA (`pipeline.ema`), the EMA weights.
+
+    Eval mode matters: in train mode the pipeline drops captions and the text encoder's dropout is live.
+    Mode and raw weights are restored in a `finally`, so an error inside (out of memory while sampling, an
+    unreadable validation clip) never leaves a training run in eval mode or training the EMA weights.
+    """
+    was_training = pipeline.training
+    ema_context = pipeline.ema.applied_to(pipeline) if (use_ema and pipeline.ema is not None) else contextlib.nullcontext()
+    pipeline.eval()
+    try:
+        with ema_context, torch.no_grad():
+            yield pipeline
+    finally:
+        pipeline.train(was_training)

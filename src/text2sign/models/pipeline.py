@@ -1,32 +1,28 @@
-"""Text -> token embeddings -> guided denoising -> uint8 video, and the training loss that teaches it.
+"""Text -> token embeddings -> guided denoising -> uint8 video; `build_pipeline` assembles one from its configs.
 
 Classifier-free guidance (Ho & Salimans 2022) only works if the model has learned what "no text" means:
 during training a fraction `caption_dropout_prob` of captions is replaced by the text encoder's learned
-null embedding, and sampling uses that same null embedding for the unconditional branch. The prior
-attempt never dropped captions, so its guidance pushed away from an untrained branch.
-
-Symbols (DDPM/DDIM papers): x_0 = clean video, epsilon = noise, t = timestep, alpha_bar_t = alphas_cumprod[t],
-x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) epsilon, v = sqrt(alpha_bar_t) epsilon - sqrt(1 - alpha_bar_t) x_0.
+null embedding (models/objective.py, the training loss), and sampling uses that same null embedding for the
+unconditional branch. The prior attempt never dropped captions, so its guidance pushed away from an untrained branch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from text2sign.models.ema import ExponentialMovingAverage
-from text2sign.models.scheduler import SCHEDULERS, Scheduler, make_scheduler
-from text2sign.models.serialization import config_from_dict, read_json, save_state_dict, write_json
-from text2sign.models.text_encoder import TextEncoder, TextEncoding
-from text2sign.models.unet3d import UNet3D
+from text2sign.json_io import read_json, write_json
+from text2sign.models.ema import ExponentialMovingAverage, evaluation_weights
+from text2sign.models.scheduler import SCHEDULERS, Scheduler, SchedulerConfig, make_scheduler
+from text2sign.models.serialization import config_from_dict, save_state_dict
+from text2sign.models.text_encoder import TextEncoder, TextEncoderConfig, TextEncoding, build_text_encoder
+from text2sign.models.unet3d import UNet3D, UNet3DConfig
 
 PIPELINE_CONFIG_NAME = "pipeline_config.json"
 EMA_WEIGHTS_NAME = "ema.safetensors"
@@ -66,7 +62,7 @@ class TextToSignPipeline(nn.Module):
     def __init__(self, unet: UNet3D, scheduler: Scheduler, text_encoder: TextEncoder, config: PipelineConfig | None = None):
         super().__init__()
         if unet.config.text_dim != text_encoder.output_dim:
-            raise ValueError(f"UNet text_dim={unet.config.text_dim} but the text encoder outputs {text_encoder.output_dim}; build the UNet with text_dim=text_encoder.output_dim")
+            raise ValueError(f"UNet text_dim={unet.config.text_dim} but the text encoder outputs {text_encoder.output_dim}; build it with build_pipeline(), which sets text_dim from the encoder")
         self.unet = unet
         self.text_encoder = text_encoder
         self.scheduler = scheduler
@@ -79,71 +75,8 @@ class TextToSignPipeline(nn.Module):
 
     # ---- text ------------------------------------------------------------------------------------------
     def encode_text(self, captions: list[str], drop: torch.Tensor | None = None) -> TextEncoding:
-        """Encode captions; rows where `drop` is True get the learned null embedding instead.
-
-        The null embedding is one token, written at position 0 of a row whose other positions are masked,
-        so conditional and null rows share one (b, n, d) batch. With a `drop` tensor the null embedding is
-        always in the graph (zero gradient when nothing is dropped), which DDP needs: every trainable
-        parameter must take part in every backward.
-        """
-        encoding = self.text_encoder.encode(list(captions))  # states (b, n, d), mask (b, n)
-        if drop is None:
-            return encoding
-        states, mask = encoding.states, encoding.mask
-        null = self.text_encoder.null(len(captions))  # states (b, 1, d)
-        null_states = F.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
-        null_mask = torch.zeros_like(mask)  # (b, n)
-        null_mask[:, 0] = True
-        drop = drop.to(states.device)
-        states = torch.where(drop[:, None, None], null_states.to(states.dtype), states)  # (b, n, d)
-        mask = torch.where(drop[:, None], null_mask, mask)  # (b, n)
-        return TextEncoding(states=states, mask=mask)
-
-    # ---- training --------------------------------------------------------------------------------------
-    def target(self, videos: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        prediction_type = self.scheduler.config.prediction_type
-        if prediction_type == "epsilon":
-            return noise
-        if prediction_type == "v_prediction":
-            return self.scheduler.get_velocity(videos, noise, timesteps)  # Salimans & Ho 2022, sec. 4
-        return videos  # "sample": predict x_0
-
-    def loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """Per-sample weights: 1 for "mse", min-SNR-gamma (Hang et al. 2023, eq. 9 and its v/x_0 variants) otherwise."""
-        if self.config.loss_weighting == "mse":
-            return torch.ones(timesteps.shape, device=timesteps.device)
-        snr = self.scheduler.snr(timesteps).to(timesteps.device).float()  # (b,) alpha_bar / (1 - alpha_bar)
-        clamped = torch.clamp(snr, max=self.config.min_snr_gamma)  # (b,)
-        prediction_type = self.scheduler.config.prediction_type
-        if prediction_type == "epsilon":
-            return clamped / snr
-        if prediction_type == "v_prediction":
-            return clamped / (snr + 1)
-        return clamped
-
-    def per_sample_loss(self, videos: torch.Tensor, text: TextEncoding, timesteps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Unweighted denoising MSE per clip, (b,): the quantity the evaluation's loss gap compares."""
-        noisy = self.scheduler.add_noise(videos, noise, timesteps)  # (b, c, f, h, w) x_t
-        prediction = self.unet(noisy, timesteps, text.states, text.mask)  # (b, c, f, h, w)
-        target = self.target(videos, noise, timesteps)  # (b, c, f, h, w)
-        return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (b,)
-
-    def training_loss(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Caption dropout, random timesteps and noise, weighted denoising loss (scalar).
-
-        Draws use `generator` on the CPU and are then moved, so a seeded run is identical on every device.
-        Dropout happens only in train mode (model.train() turns it on, as with label dropout in DiT).
-        """
-        batch = videos.shape[0]
-        num_train_timesteps = self.scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(videos.device)  # (b,)
-        noise = torch.randn(videos.shape, generator=generator, dtype=torch.float32).to(videos.device, videos.dtype)  # (b, c, f, h, w)
-        drop = torch.rand(batch, generator=generator) < self.config.caption_dropout_prob  # (b,)
-        if not self.training:
-            drop = torch.zeros_like(drop)
-        text = self.encode_text(captions, drop)  # (b, n, d), (b, n)
-        losses = self.per_sample_loss(videos, text, timesteps, noise)  # (b,)
-        return (losses * self.loss_weights(timesteps)).mean()
+        """Encode captions; rows where `drop` is True get the learned null embedding (TextEncoder.encode)."""
+        return self.text_encoder.encode(list(captions), drop)  # states (b, n, d), mask (b, n)
 
     # ---- sampling --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -180,10 +113,7 @@ class TextToSignPipeline(nn.Module):
         width = width or self.config.image_size
         sampler = make_scheduler(scheduler or self.config.sampler, self.scheduler.config)
         sampler.set_timesteps(num_inference_steps)
-        ema_context = self.ema.applied_to(self) if (use_ema and self.ema is not None) else contextlib.nullcontext()
-        was_training = self.training
-        self.eval()
-        with ema_context:
+        with evaluation_weights(self, use_ema):  # eval mode and EMA weights, both restored even on an error
             batch = len(prompts)
             conditional = self.encode_text(prompts)  # (b, n, d), (b, n)
             guided = guidance_scale != 1.0
@@ -204,7 +134,6 @@ class TextToSignPipeline(nn.Module):
                     output_conditional, output_null = model_output.chunk(2)  # (b, c, f, h, w) each
                     model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)
                 sample = sampler.step(model_output, timestep, sample, generator=generator).prev_sample  # (b, c, f, h, w) x_{t-1}
-        self.train(was_training)
         return videos_to_uint8(sample) if output_type == "uint8" else sample
 
     # ---- save / load -----------------------------------------------------------------------------------
@@ -237,3 +166,22 @@ class TextToSignPipeline(nn.Module):
             pipeline.ema.to(device)
         return pipeline
 
+
+def build_pipeline(
+    captions: list[str] | None = None,
+    unet: UNet3DConfig | None = None,
+    text_encoder: TextEncoderConfig | None = None,
+    scheduler: SchedulerConfig | None = None,
+    pipeline: PipelineConfig | None = None,
+) -> TextToSignPipeline:
+    """A fresh, untrained pipeline from its component configs: the one place one is assembled.
+
+    The text encoder is built first (the lstm builds its vocabulary from `captions`, the training captions), so
+    the UNet's cross-attention width comes from it: `unet.text_dim=None` (the default) means "the encoder's".
+    Training uses the DDPM class; sampling picks its sampler per call (`pipeline.config.sampler` by default).
+    """
+    encoder = build_text_encoder(text_encoder or TextEncoderConfig(), captions=captions)
+    unet = unet or UNet3DConfig()
+    if unet.text_dim is None:
+        unet = dataclasses.replace(unet, text_dim=encoder.output_dim)
+    return TextToSignPipeline(UNet3D(unet), make_scheduler("ddpm", scheduler or SchedulerConfig()), encoder, pipeline or PipelineConfig())

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from text2sign.models.serialization import config_from_dict, read_json, write_json
+from text2sign.json_io import read_json, write_json
+from text2sign.models.serialization import config_from_dict
 
 SCHEDULER_CONFIG_NAME = "scheduler_config.json"
 BETA_SCHEDULES = ("linear", "scaled_linear", "cosine")
@@ -53,8 +54,8 @@ class SchedulerConfig:
     # attempt's 100 steps ended at alpha_bar_T = 0.36: the model never saw pure noise, yet sampling began there.
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"  # "linear" | "scaled_linear" | "cosine" (Nichol & Dhariwal; diffusers' "squaredcos_cap_v2")
-    beta_start: float = 0.0001
-    beta_end: float = 0.02
+    beta_start: float = 0.0001  # beta_1 of the linear and scaled_linear schedules
+    beta_end: float = 0.02  # beta_T of the linear and scaled_linear schedules
     # v keeps the regression target at unit scale at every noise level; eps-prediction's x_0 estimate divides by
     # alpha_t ~ 0.006 at the first sampling steps, and v is what zero terminal SNR needs (Lin et al. 2024 sec. 3.2).
     prediction_type: str = "v_prediction"  # "epsilon" | "v_prediction" | "sample"
@@ -68,7 +69,7 @@ class SchedulerConfig:
     # Off: clipping x_0 hides out-of-range predictions and bends the DPM-Solver ODE; a pipeline sampling pixels in
     # [-1, 1] may switch it on.
     clip_sample: bool = False
-    clip_sample_range: float = 1.0
+    clip_sample_range: float = 1.0  # with clip_sample: x_0 is clipped to [-range, range]
     # 0 = deterministic DDIM (Song et al. 2021 eq. 16), so a video is reproducible from its initial noise.
     eta: float = 0.0  # DDIMScheduler only
 
@@ -196,6 +197,12 @@ class Scheduler:
 
     init_noise_sigma = 1.0  # variance-preserving: sampling starts from x_T ~ N(0, I)
     _skip_final_zero_timestep = False
+
+    @property
+    def is_stochastic(self) -> bool:
+        """Whether `step` draws noise from its generator. A deterministic sampler's batch rows are independent
+        given x_T, so prompts can share a batch; a stochastic one's step noise depends on the batch it is drawn for."""
+        raise NotImplementedError(f"{type(self).__name__} must say whether its step draws noise (is_stochastic)")
 
     def __init__(self, config: SchedulerConfig | None = None, **overrides):
         config = config if config is not None else SchedulerConfig()
@@ -333,6 +340,8 @@ class Scheduler:
 class DDPMScheduler(Scheduler):
     """Ancestral sampling from the DDPM posterior q(x_{t-1} | x_t, x_0) (Ho et al. 2020), over any timestep subset."""
 
+    is_stochastic = True  # every step but the last adds sqrt(beta_tilde_t) z
+
     def step(self, model_output, timestep, sample, generator=None) -> SchedulerOutput:
         index = self._step_index(timestep)
         timestep, prev_timestep = self._timestep_list[index], self._previous_timestep(index)
@@ -361,6 +370,10 @@ class DDPMScheduler(Scheduler):
 
 class DDIMScheduler(Scheduler):
     """DDIM (Song et al. 2021): deterministic at eta = 0, DDPM-like at eta = 1 (config.eta)."""
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self.config.eta > 0  # sigma_t z is added only then (step 3 below)
 
     def step(self, model_output, timestep, sample, generator=None) -> SchedulerOutput:
         index = self._step_index(timestep)
@@ -398,6 +411,7 @@ class DPMSolverMultistepScheduler(Scheduler):
     """
 
     _skip_final_zero_timestep = True
+    is_stochastic = False  # DPM-Solver++ solves the probability-flow ODE: nothing is drawn after x_T
 
     def __init__(self, config: SchedulerConfig | None = None, **overrides):
         super().__init__(config, **overrides)

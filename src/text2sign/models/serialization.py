@@ -8,7 +8,6 @@ silently (the prior attempt rebuilt models from defaults and loaded mismatched w
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,23 +15,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from text2sign.json_io import write_json
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so a kill never leaves half a config."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: expected a directory written by save_pretrained()")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def config_from_dict(config_cls: type, payload: dict[str, Any]):

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from text2sign.models.serialization import config_from_dict, load_state_dict_strict, read_json, save_state_dict, write_json
+from text2sign.json_io import read_json, write_json
+from text2sign.models.serialization import config_from_dict, load_state_dict_strict, save_state_dict
 
 TEXT_ENCODER_KINDS = ("lstm", "clip", "t5", "hf")
 PRETRAINED_KINDS = ("clip", "t5", "hf")
@@ -49,9 +50,9 @@ class TextEncoderConfig:
     freeze: bool = True  # pretrained transformers frozen by default (ignored by lstm, which is always trained)
     train_last_n_layers: int = 0  # with freeze=True: fine-tune the last N transformer layers (+ final norm)
     # lstm only:
-    embed_dim: int = 256
+    embed_dim: int = 256  # word embedding width
     hidden_dim: int = 256  # per direction; output dim is 2 * hidden_dim (bidirectional)
-    num_layers: int = 2
+    num_layers: int = 2  # stacked LSTM layers
     min_word_count: int = 1  # words seen fewer times in the training captions map to <unk>
 
     def __post_init__(self):
@@ -109,10 +110,28 @@ class TextEncoder(nn.Module):
     def device(self) -> torch.device:
         return self.null_embedding.device
 
-    def encode(self, texts: list[str]) -> TextEncoding:
+    def encode(self, texts: list[str], drop: torch.Tensor | None = None) -> TextEncoding:
+        """Token states (b, n, d) and mask (b, n); rows where `drop` (b,) is True get the null embedding instead.
+
+        The null embedding is one token, written at position 0 of a row whose other positions are masked,
+        so conditional and null rows share one (b, n, d) batch. With a `drop` tensor the null embedding is
+        always in the graph (zero gradient when nothing is dropped), which DDP needs: every trainable
+        parameter must take part in every backward.
+        """
         if isinstance(texts, str) or not texts or not all(isinstance(text, str) for text in texts):
             raise ValueError("encode() takes a non-empty list of caption strings, e.g. encode(['How are you?'])")
-        return self._encode(list(texts))
+        encoding = self._encode(list(texts))  # states (b, n, d), mask (b, n)
+        if drop is None:
+            return encoding
+        states, mask = encoding.states, encoding.mask
+        null = self.null(len(texts))  # states (b, 1, d)
+        null_states = nn.functional.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
+        null_mask = torch.zeros_like(mask)  # (b, n)
+        null_mask[:, 0] = True
+        drop = drop.to(states.device)
+        states = torch.where(drop[:, None, None], null_states.to(states.dtype), states)  # (b, n, d)
+        mask = torch.where(drop[:, None], null_mask, mask)  # (b, n)
+        return TextEncoding(states=states, mask=mask)
 
     def forward(self, texts: list[str]) -> TextEncoding:
         return self.encode(texts)

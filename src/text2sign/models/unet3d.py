@@ -21,21 +21,22 @@ from torch.utils.checkpoint import checkpoint
 
 from text2sign.models.attention import VideoTransformerBlock
 from text2sign.models.resnet import Downsample, ResBlock3D, Upsample, timestep_embedding
-from text2sign.models.serialization import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, load_state_dict_strict, read_json, save_module
+from text2sign.json_io import read_json
+from text2sign.models.serialization import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, load_state_dict_strict, save_module
 
 
 @dataclass
 class UNet3DConfig:
-    in_channels: int = 3
-    out_channels: int = 3
+    in_channels: int = 3  # RGB video in
+    out_channels: int = 3  # the prediction (noise, v or x_0) has the video's channels
     model_channels: int = 128  # channels at full resolution; level i has model_channels * channel_mult[i]
     channel_mult: tuple[int, ...] = (1, 2, 2, 2)  # one entry per resolution level; height/width halve between levels
     num_res_blocks: int = 2  # residual blocks per level on the way down (one more on the way up, as in DDPM)
     attention_levels: tuple[int, ...] = (2, 3)  # levels with spatial, cross and temporal attention
-    attention_head_dim: int = 32
-    text_dim: int = 512  # width of the text encoder's token states
-    norm_groups: int = 32
-    dropout: float = 0.0
+    attention_head_dim: int = 32  # channels per attention head; must divide every attention level's channels
+    text_dim: int | None = None  # width of the text encoder's token states; None: build_pipeline takes the encoder's
+    norm_groups: int = 32  # GroupNorm groups; must divide every level's channels
+    dropout: float = 0.0  # in every residual block, between its two convolutions
     pooled_text_conditioning: bool = True  # add the masked-mean text embedding to the timestep embedding
     gradient_checkpointing: bool = False  # recompute block activations in backward: less memory, ~30% more time
 
@@ -44,7 +45,7 @@ class UNet3DConfig:
         self.attention_levels = tuple(self.attention_levels)
         if not self.channel_mult or min(self.channel_mult) < 1:
             raise ValueError(f"channel_mult must be a non-empty tuple of positive ints, got {self.channel_mult}")
-        if self.model_channels < 1 or self.num_res_blocks < 1 or self.text_dim < 1:
+        if self.model_channels < 1 or self.num_res_blocks < 1 or (self.text_dim is not None and self.text_dim < 1):
             raise ValueError("model_channels, num_res_blocks and text_dim must be positive")
         for level in self.attention_levels:
             if not 0 <= level < len(self.channel_mult):
@@ -88,6 +89,8 @@ class UNet3D(nn.Module):
 
     def __init__(self, config: UNet3DConfig):
         super().__init__()
+        if config.text_dim is None:
+            raise ValueError("UNet3DConfig.text_dim is None: set it to the text encoder's output_dim, or build the pipeline with build_pipeline(), which does")
         self.config = config
         channels = config.model_channels
         embedding_dim = 4 * channels

@@ -3,7 +3,7 @@
 Layout of `output_dir/step_000500/`:
     pipeline/            TextToSignPipeline.save_pretrained (UNet, text encoder, scheduler, EMA weights)
     training_state.pt    optimizer, LR schedule, grad scaler, step, epoch, data position, every rank's RNG states
-    train_config.json    the resolved TrainConfig
+    train_config.json    the TrainConfig that ran (on resume: with the checkpoint's architecture)
 A save is written to `output_dir/.tmp-step_000500/`, fsynced, and renamed when complete: a kill mid-write
 leaves only a `.tmp-` directory, which `latest`/`best` never consider and the next save removes. Without the
 fsyncs a machine crash could persist the rename before the data, leaving a complete-looking checkpoint of
@@ -13,7 +13,6 @@ truncated files; `--resume latest` therefore also tries each checkpoint, newest 
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import random
@@ -26,8 +25,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
+from text2sign.json_io import read_json, write_json
 from text2sign.models.pipeline import TextToSignPipeline
-from text2sign.models.serialization import write_json
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
 TRAINING_STATE_NAME = "training_state.pt"
@@ -156,15 +155,13 @@ def record_best(output_dir: str | Path, checkpoint: Path, validation_loss: float
     if best is not None and best["validation_loss"] <= validation_loss and (Path(output_dir) / best["checkpoint"]).is_dir():
         return False
     write_json(Path(output_dir) / BEST_NAME, {"checkpoint": checkpoint.name, "validation_loss": float(validation_loss)})
-    with open(Path(output_dir) / BEST_NAME, "rb") as handle:
-        os.fsync(handle.fileno())
-    fsync_directory(Path(output_dir))
+    fsync_directory(Path(output_dir))  # the rename itself (write_json has fsynced the file)
     return True
 
 
 def read_best(output_dir: str | Path) -> dict | None:
     path = Path(output_dir) / BEST_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def prune_checkpoints(output_dir: str | Path, keep_last: int) -> list[Path]:

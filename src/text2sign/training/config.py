@@ -1,178 +1,265 @@
-"""TrainConfig: every knob of a training run in one dataclass, and the preset registry.
+"""TrainConfig: one training run as a nest of the components' own configs, and the preset registry.
 
-A preset is a named TrainConfig; command-line flags override its fields by name
-(`config_from_preset("small", batch_size=8)`). The resolved config is saved with every checkpoint
-and logged to wandb, so a run can always be traced back to exactly what it was.
+    TrainConfig
+      data          DataConfig          which clips, frames x size, split, cache, augmentation
+      unet          UNet3DConfig        the denoiser
+      scheduler     SchedulerConfig     the noise schedule and what the UNet predicts
+      text_encoder  TextEncoderConfig   lstm | clip | t5 | hf
+      pipeline      PipelineConfig      caption dropout, loss weighting, default sampler
+      optim         OptimizationConfig  batch, learning rate, length, precision, seed
+      preset, output_dir, log_every...  the run: where it writes, what it logs, when it saves and samples
+
+A setting has one name, its component's, from the flag (`--unet.dropout`) to the component; settings are named
+by dotted path ("optim.learning_rate", "output_dir"). Each config checks itself in __post_init__; TrainConfig
+checks what spans sections. A few component fields repeat another setting: the run fills them in
+(DERIVED_FIELDS), so they cannot disagree. A preset is a set of overrides by name, applied to the defaults
+(`config_from_preset("small", {"optim.batch_size": 8})`). The resolved config is saved with every checkpoint
+(train_config.json) and logged to wandb. On resume the checkpoint fixes the architecture (FIXED_ON_RESUME).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
-from text2sign.models.pipeline import PipelineConfig
+from text2sign.data.config import DataConfig
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
 from text2sign.models.scheduler import SchedulerConfig
+from text2sign.models.serialization import config_from_dict
 from text2sign.models.text_encoder import TextEncoderConfig
 from text2sign.models.unet3d import UNet3DConfig
 
+LR_SCHEDULES = ("cosine", "constant")
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
 
 @dataclass
-class TrainConfig:
-    # data
-    data_dir: str = "training_data"
-    data_cache: str | None = None  # a cache written by `python -m text2sign.data.prepare`
-    output_dir: str = "checkpoints"
-    num_frames: int = 16
-    image_size: int = 64
-    val_fraction: float = 0.05  # held out by a hash of the clip name; 0 disables validation loss
-    group_pattern: str | None = None  # regex on clip names: one group never straddles train/val
-    num_workers: int = 2
-    # "uniform": frames spread over the whole clip, as validation and evaluation take them (and all 16 frames of a
-    # 16-frame How2Sign clip); "random": consecutive windows, an augmentation that trains on other frames than
-    # those the model is evaluated on, so it is opt-in.
-    train_frame_sampling: str = "uniform"
-    # model
-    preset: str = "standard"
-    model_channels: int = 128
-    channel_mult: tuple[int, ...] = (1, 2, 2, 2)
-    num_res_blocks: int = 2
-    attention_levels: tuple[int, ...] = (2, 3)
-    attention_head_dim: int = 32
-    dropout: float = 0.0
-    gradient_checkpointing: bool = False
-    # text
-    text_encoder: str = "lstm"  # lstm | clip | t5 | hf
-    text_encoder_path: str | None = None  # hub name or local directory for clip/t5/hf
-    text_max_length: int = 32
-    text_train_last_n_layers: int = 0
-    # diffusion
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"
-    prediction_type: str = "v_prediction"
-    caption_dropout_prob: float = 0.1
-    loss_weighting: str = "min_snr"
-    min_snr_gamma: float = 5.0
-    rescale_betas_zero_snr: bool = False  # Lin et al. 2024: the last training step is pure noise; needs v or sample prediction
-    # optimisation
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 500
+class OptimizationConfig:
+    batch_size: int = 4  # clips per process per micro-batch; the global batch is batch_size x gradient_accumulation_steps x processes
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
+    learning_rate: float = 1e-4  # peak AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 500  # linear warm-up steps before lr_schedule takes over
     lr_schedule: str = "cosine"  # "cosine" decay to 0 at the last step | "constant" after warm-up (runs extended by resuming)
-    num_epochs: int = 100
+    num_epochs: int = 100  # passes over the data (ignored when max_steps is set)
     max_steps: int | None = None  # optimizer steps; overrides num_epochs when set
     max_minutes: float | None = None  # wall-clock budget: checkpoint and stop once exceeded
-    max_grad_norm: float = 1.0
-    ema_max_decay: float = 0.9999
+    max_grad_norm: float = 1.0  # gradients are clipped to this norm (the logged grad_norm is before clipping)
+    ema_max_decay: float = 0.9999  # EMA decay ceiling; the decay warms up as (1 + k) / (10 + k)
     max_nonfinite_steps: int = 5  # consecutive NaN/Inf losses tolerated (each skipped) before stopping
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    compile: bool = False
-    seed: int = 0
-    # logging, sampling, checkpoints
-    log_every: int = 10
-    save_every: int = 1000  # optimizer steps between checkpoints (+ validation loss)
-    keep_last: int = 3
-    sample_every: int = 1000
-    validation_prompts: tuple[str, ...] = ("Hello", "How are you?", "Thank you")
-    sample_steps: int = 50
-    guidance_scale: float = 4.0
-    resume: str | None = None  # "latest" or a checkpoint directory
-    wandb: bool = False
-    wandb_project: str = "text2sign"
-    wandb_run_name: str | None = None
+    mixed_precision: str = "no"  # autocast dtype: "no" | "fp16" (with a GradScaler; CUDA only) | "bf16"
+    compile: bool = False  # torch.compile the UNet (slow first step)
+    seed: int = 0  # seeds init, data order, noise and caption dropout, and the data's random windows (data.seed)
 
     def __post_init__(self):
-        self.channel_mult = tuple(self.channel_mult)
-        self.attention_levels = tuple(self.attention_levels)
-        self.validation_prompts = tuple(self.validation_prompts)
-        positive = ("num_frames", "image_size", "batch_size", "gradient_accumulation_steps", "num_epochs", "log_every", "save_every", "keep_last", "sample_every", "sample_steps")
-        for name in positive:
+        for name in ("batch_size", "gradient_accumulation_steps", "num_epochs", "max_nonfinite_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be cosine or constant, got {self.lr_schedule!r}")
-        if self.train_frame_sampling not in ("random", "uniform"):
-            raise ValueError(f"train_frame_sampling must be random or uniform, got {self.train_frame_sampling!r}")
+        if self.weight_decay < 0 or self.warmup_steps < 0 or self.seed < 0:
+            raise ValueError("weight_decay, warmup_steps and seed must be >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
-        if self.num_workers < 0 or self.warmup_steps < 0:
-            raise ValueError("num_workers and warmup_steps must be >= 0")
-        # Building the component configs runs their own checks (divisibility, unknown names) now,
-        # before any data is read.
-        multiple = self.unet_config(text_dim=32).size_multiple
-        if self.image_size % multiple:
-            raise ValueError(f"image_size={self.image_size} must be divisible by {multiple} for {len(self.channel_mult)} UNet levels")
-        self.scheduler_config()
-        self.text_encoder_config()
-        self.pipeline_config()
+        if self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
+        if not 0.0 <= self.ema_max_decay < 1.0:
+            raise ValueError(f"ema_max_decay must be in [0, 1), got {self.ema_max_decay}")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}")
 
-    def unet_config(self, text_dim: int) -> UNet3DConfig:
-        return UNet3DConfig(
-            model_channels=self.model_channels, channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
-            attention_levels=self.attention_levels, attention_head_dim=self.attention_head_dim, text_dim=text_dim,
-            dropout=self.dropout, gradient_checkpointing=self.gradient_checkpointing,
-        )
 
-    def scheduler_config(self) -> SchedulerConfig:
-        return SchedulerConfig(
-            num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule, prediction_type=self.prediction_type,
-            rescale_betas_zero_snr=self.rescale_betas_zero_snr,
-        )
+def _default_data() -> DataConfig:
+    return DataConfig(data_dir="training_data")
 
-    def text_encoder_config(self) -> TextEncoderConfig:
-        return TextEncoderConfig(
-            kind=self.text_encoder, pretrained_path=self.text_encoder_path, max_length=self.text_max_length,
-            train_last_n_layers=self.text_train_last_n_layers,
-        )
 
-    def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(
-            num_frames=self.num_frames, image_size=self.image_size, caption_dropout_prob=self.caption_dropout_prob,
-            loss_weighting=self.loss_weighting, min_snr_gamma=self.min_snr_gamma,
-        )
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=_default_data)
+    unet: UNet3DConfig = field(default_factory=UNet3DConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    optim: OptimizationConfig = field(default_factory=OptimizationConfig)
+    preset: str = "standard"  # the preset the settings started from: one of tiny, small, standard, large; flags override it by name
+    output_dir: str = "checkpoints"  # checkpoints, samples, metrics.jsonl and split.json go here
+    num_workers: int = 2  # DataLoader worker processes
+    log_every: int = 10  # optimizer steps between metric rows
+    save_every: int = 1000  # optimizer steps between checkpoints (+ validation loss)
+    keep_last: int = 3  # checkpoints kept besides the best
+    sample_every: int = 1000  # optimizer steps between validation sample GIFs (a run also samples at its end)
+    validation_prompts: tuple[str, ...] = ("Hello", "How are you?", "Thank you")  # prompts of the validation samples
+    sample_steps: int = 50  # sampler steps for validation samples
+    guidance_scale: float = 4.0  # classifier-free guidance of validation samples (1 = none)
+    resume: str | None = None  # "latest" (in output_dir) or a checkpoint directory; the checkpoint fixes the architecture
+    wandb: bool = False  # log to Weights & Biases (WANDB_MODE=offline works)
+    wandb_project: str = "text2sign"  # wandb project name
+    wandb_run_name: str | None = None  # wandb run name
+
+    def __post_init__(self):
+        # A section may come as a dict (train_config.json, a JSON'd config): rebuilt as its dataclass, it checks itself.
+        for name, section_class in SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, config_from_dict(section_class, value))
+            elif not isinstance(value, section_class):
+                raise ValueError(f"TrainConfig.{name} must be a {section_class.__name__} (or a dict of its fields), got {type(value).__name__}")
+        self.validation_prompts = tuple(self.validation_prompts)
+        for name in ("log_every", "save_every", "keep_last", "sample_every", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be >= 1 (1 = no guidance), got {self.guidance_scale}")
+        if self.data.split is not None:
+            raise ValueError(f"data.split={self.data.split!r}: train() picks the sides itself (training on 'train', validation on 'val'); leave it None and set data.val_fraction")
+        multiple = self.unet.size_multiple
+        if self.data.image_size % multiple:
+            raise ValueError(f"image_size={self.data.image_size} must be divisible by {multiple} for {len(self.unet.channel_mult)} UNet levels")
+        for name, source in DERIVED_FIELDS.items():
+            section, field_name = name.split(".")
+            setattr(self, section, dataclasses.replace(getattr(self, section), **{field_name: get_setting(self, source)}))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-# The presets named in the README. Every one takes frames and pixels the How2Sign clips have (16 frames of 64x64):
-# asking for more only repeats the last frame and upsamples (the data warns when it must). Channel widths follow
-# the brief; channel_mult (1, 2, 2, 2) keeps the standard UNet at ~63M parameters (the (1, 2, 4, 4) of image UNets
-# gave 190M and 7 GB of CPU activations per clip for 64x64x16 video).
-PRESETS: dict[str, TrainConfig] = {
+SECTIONS: dict[str, type] = {
+    "data": DataConfig, "unet": UNet3DConfig, "scheduler": SchedulerConfig, "text_encoder": TextEncoderConfig,
+    "pipeline": PipelineConfig, "optim": OptimizationConfig,
+}
+# Component fields that repeat another setting: the run copies it in, so a setting keeps one name and the copies
+# cannot disagree. The pipeline samples at the clip shape it trained on; one seed drives the whole run.
+DERIVED_FIELDS = {"pipeline.num_frames": "data.num_frames", "pipeline.image_size": "data.image_size", "data.seed": "optim.seed"}
+# Component fields train() sets per dataset (the flags cannot reach them; TrainConfig refuses another value).
+SET_BY_TRAIN = {"data.split": "train() trains on the 'train' side and validates on the 'val' side (see data.val_fraction)"}
+# What a checkpoint fixes: its pipeline was built from these sections, and its UNet trained at this clip shape.
+# On resume they come from the checkpoint; a flag that contradicts it is an error (with_architecture_of).
+FIXED_ON_RESUME = ("unet", "text_encoder", "scheduler", "pipeline", "data.num_frames", "data.image_size")
+
+
+def setting_names() -> list[str]:
+    """Every setting's dotted name, in field order: "data.data_dir", ..., "optim.seed", "preset", "output_dir", ..."""
+    names = []
+    for top in dataclasses.fields(TrainConfig):
+        if top.name in SECTIONS:
+            names += [f"{top.name}.{inner.name}" for inner in dataclasses.fields(SECTIONS[top.name])]
+        else:
+            names.append(top.name)
+    return names
+
+
+def is_fixed_on_resume(name: str) -> bool:
+    return any(name == fixed or name.startswith(fixed + ".") for fixed in FIXED_ON_RESUME)
+
+
+# Everything a resumed run may change: the optimisation, the data other than the clip shape, logging, saving,
+# sampling, wandb, the output directory (listed in the README's Resume section).
+MAY_CHANGE_ON_RESUME = tuple(name for name in setting_names() if not (is_fixed_on_resume(name) or name in DERIVED_FIELDS or name in SET_BY_TRAIN))
+
+
+def get_setting(config: TrainConfig, name: str) -> Any:
+    value = config
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def override(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """`config` with settings replaced by dotted name; every config touched checks itself again.
+
+    An unknown name, or one the run fills in itself (DERIVED_FIELDS, SET_BY_TRAIN), is a ValueError saying what to set.
+    """
+    known = set(setting_names())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"TrainConfig has no settings {unknown}: settings are named by dotted path, e.g. 'optim.learning_rate', 'unet.dropout', 'output_dir'")
+    for name in overrides:
+        if name in DERIVED_FIELDS:
+            raise ValueError(f"{name} follows {DERIVED_FIELDS[name]}: set that instead")
+        if name in SET_BY_TRAIN:
+            raise ValueError(f"{name} is not a setting: {SET_BY_TRAIN[name]}")
+    sections: dict[str, dict[str, Any]] = {}
+    top_level: dict[str, Any] = {}
+    for name, value in overrides.items():
+        section, _, field_name = name.rpartition(".")
+        (sections.setdefault(section, {}) if section else top_level)[field_name] = value
+    replaced = {section: dataclasses.replace(getattr(config, section), **values) for section, values in sections.items()}
+    return dataclasses.replace(config, **replaced, **top_level)
+
+
+# The presets named in the README, as overrides of TrainConfig's defaults (which are the standard preset). Every one
+# takes frames and pixels the How2Sign clips have (16 frames of 64x64): asking for more only repeats the last frame
+# and upsamples (the data warns when it must). Channel widths follow the brief; channel_mult (1, 2, 2, 2) keeps the
+# standard UNet at ~63M parameters (the (1, 2, 4, 4) of image UNets gave 190M and 7 GB of CPU activations per clip
+# for 64x64x16 video).
+PRESETS: dict[str, dict[str, Any]] = {
     # tiny is the first run: the four bundled clips memorised in under 5 minutes on a 2-core CPU (the README's
     # main command; measured by benchmarks/first_run.py). A 3M-parameter UNet at 32x32x8, attention at 8x8 and
     # 4x4 only (at 16x16 it cost 1.6x the step time), the 4e-4 constant rate that memorised 69 ISL phrases
     # (docs/conditioning.md), and an EMA horizon (~1/(1-0.99) = 100 steps) short enough for a run of ~1000 steps.
-    "tiny": TrainConfig(preset="tiny", model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3),
-                        image_size=32, num_frames=8, batch_size=4, num_workers=0, val_fraction=0.0,
-                        learning_rate=4e-4, lr_schedule="constant", warmup_steps=50, ema_max_decay=0.99,
-                        max_steps=1000, save_every=500, sample_every=1000, sample_steps=20, log_every=50, keep_last=1),
+    "tiny": {
+        "unet.model_channels": 32, "unet.channel_mult": (1, 2, 2, 2), "unet.num_res_blocks": 1, "unet.attention_levels": (2, 3),
+        "data.image_size": 32, "data.num_frames": 8, "optim.batch_size": 4, "num_workers": 0, "data.val_fraction": 0.0,
+        "optim.learning_rate": 4e-4, "optim.lr_schedule": "constant", "optim.warmup_steps": 50, "optim.ema_max_decay": 0.99,
+        "optim.max_steps": 1000, "save_every": 500, "sample_every": 1000, "sample_steps": 20, "log_every": 50, "keep_last": 1,
+    },
     # small is the smoke-test size: a short warm-up and frequent saves/samples suit its minutes-long runs.
-    "small": TrainConfig(preset="small", model_channels=64, channel_mult=(1, 2, 2), attention_levels=(1, 2), image_size=32, num_frames=8, batch_size=2,
-                         warmup_steps=50, save_every=250, sample_every=250, sample_steps=20),
-    "standard": TrainConfig(preset="standard", model_channels=128, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=64, num_frames=16, batch_size=4),
+    "small": {
+        "unet.model_channels": 64, "unet.channel_mult": (1, 2, 2), "unet.attention_levels": (1, 2), "data.image_size": 32,
+        "data.num_frames": 8, "optim.batch_size": 2, "optim.warmup_steps": 50, "save_every": 250, "sample_every": 250, "sample_steps": 20,
+    },
+    "standard": {
+        "unet.model_channels": 128, "unet.channel_mult": (1, 2, 2, 2), "unet.attention_levels": (2, 3), "data.image_size": 64,
+        "data.num_frames": 16, "optim.batch_size": 4,
+    },
     # large widens the network, not the clips: 32 frames at 128x128 of 16-frame 64x64 data would be repeated
     # frames and upsampled pixels. Attention moves up to 32x32 and 16x16, where a wider model can afford it.
-    "large": TrainConfig(preset="large", model_channels=256, channel_mult=(1, 2, 2, 2), attention_levels=(1, 2), image_size=64, num_frames=16, batch_size=2),
+    "large": {
+        "unet.model_channels": 256, "unet.channel_mult": (1, 2, 2, 2), "unet.attention_levels": (1, 2), "data.image_size": 64,
+        "data.num_frames": 16, "optim.batch_size": 2,
+    },
 }
 
 
-def config_from_preset(preset: str, **overrides) -> TrainConfig:
-    """A preset with fields overridden by name; an unknown preset or field is a ValueError."""
+def config_from_preset(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset's settings over the defaults, then `overrides` by dotted name; an unknown preset or name is a ValueError."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"TrainConfig has no fields {unknown}")
-    return dataclasses.replace(PRESETS[preset], **overrides)
+    return override(TrainConfig(preset=preset), {**PRESETS[preset], **(overrides or {})})
+
+
+def with_architecture_of(config: TrainConfig, pipeline: TextToSignPipeline, flags: dict[str, str] | None = None) -> TrainConfig:
+    """`config` with the architecture of `pipeline` (just built, or loaded from a checkpoint to resume): its UNet,
+    text encoder, scheduler and pipeline configs, and the clip shape it trains on, so train_config.json records what ran.
+
+    A setting that contradicts the pipeline is a ValueError naming both values. `flags` (dotted name -> the flag
+    as typed, from train.py's command line) limits the check to what was typed; the other settings simply follow
+    the checkpoint. Without `flags` (the Python API) every architecture setting of `config` must agree.
+    `unet.text_dim=None` means "the text encoder's width" and agrees with any.
+    """
+    built = {"unet": pipeline.unet.config, "text_encoder": pipeline.text_encoder.config, "scheduler": pipeline.scheduler.config, "pipeline": pipeline.config}
+    values = {f"{section}.{inner.name}": getattr(section_config, inner.name) for section, section_config in built.items() for inner in dataclasses.fields(section_config)}
+    values.update({"data.num_frames": pipeline.config.num_frames, "data.image_size": pipeline.config.image_size})
+    for name, value in values.items():
+        if name in DERIVED_FIELDS or (flags is not None and name not in flags):
+            continue
+        ours = get_setting(config, name)
+        if ours == value or (name == "unet.text_dim" and ours is None):
+            continue
+        if flags is not None:
+            raise ValueError(f"{flags[name]} {_as_flag_value(ours)} contradicts the checkpoint's {name}={value!r}: resume without it or start a new --output_dir")
+        raise ValueError(f"{name}={ours!r} contradicts the checkpoint's {name}={value!r}: set it to the checkpoint's value or train into a new output_dir")
+    data = dataclasses.replace(config.data, num_frames=pipeline.config.num_frames, image_size=pipeline.config.image_size)
+    return dataclasses.replace(config, data=data, **built)
+
+
+def _as_flag_value(value: Any) -> str:
+    """A value as it is typed after its flag: `1 2 2`, not `(1, 2, 2)`."""
+    return " ".join(str(item) for item in value) if isinstance(value, (tuple, list)) else str(value)

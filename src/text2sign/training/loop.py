@@ -1,14 +1,15 @@
 """train(config): the one training loop, read top to bottom.
 
-Setup (DDP keyed on torchrun's RANK), data, pipeline + EMA + optimizer, optional resume, then the loop:
-forward, backward with accumulation, clip, step, EMA, log, validate/sample/save. The same code runs as one
-CPU process or under `torchrun --nproc_per_node=N train.py ...`; only rank 0 logs and saves.
+Setup (DDP keyed on torchrun's RANK), the checkpoint to resume from (it fixes the architecture), data, pipeline
++ EMA + optimizer + the objective DDP wraps, then the loop: forward, backward with accumulation, clip, step, EMA,
+log, validate/sample/save. The same code runs as one CPU process or under `torchrun --nproc_per_node=N train.py ...`;
+only rank 0 logs and saves.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import math
 import os
 import time
@@ -21,19 +22,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from text2sign.data.config import DataConfig
 from text2sign.data.dataset import SignVideoDataset, collate_batch
 from text2sign.data.split import SplitRecord, assign_splits, write_split_record
 from text2sign.models.ema import ExponentialMovingAverage
-from text2sign.models.pipeline import TextToSignPipeline
-from text2sign.models.scheduler import make_scheduler
-from text2sign.models.text_encoder import build_text_encoder
-from text2sign.models.unet3d import UNet3D
+from text2sign.models.objective import DenoisingObjective
+from text2sign.models.pipeline import build_pipeline
 from text2sign.training.checkpoint import (
     list_checkpoints, load_checkpoint, load_newest_checkpoint, prune_checkpoints, rank_rng_states, record_best,
     resolve_checkpoint, restore_rng_states, rng_states, save_checkpoint,
 )
-from text2sign.training.config import TrainConfig
+from text2sign.training.config import TrainConfig, with_architecture_of
 from text2sign.training.logging import RunLogger
 from text2sign.training.validation import fixed_noise_validation_loss, write_validation_samples
 
@@ -51,17 +49,6 @@ class SkipFirst(torch.utils.data.Sampler):
         return max(len(self.sampler) - self.skip, 0)
 
 
-class DenoisingObjective(torch.nn.Module):
-    """forward = the pipeline's training loss, so DDP can wrap it (the pipeline's own __call__ samples videos)."""
-
-    def __init__(self, pipeline: TextToSignPipeline):
-        super().__init__()
-        self.pipeline = pipeline
-
-    def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator) -> torch.Tensor:
-        return self.pipeline.training_loss(videos, captions, generator=generator)
-
-
 def warmup_then(schedule: str, warmup_steps: int, total_steps: int):
     """Linear warm-up to the base LR, then constant or cosine decay to 0 at total_steps (Loshchilov & Hutter 2017)."""
     def factor(step: int) -> float:
@@ -74,14 +61,10 @@ def warmup_then(schedule: str, warmup_steps: int, total_steps: int):
     return factor
 
 
-def build_pipeline(config: TrainConfig, captions: list[str]) -> TextToSignPipeline:
-    text_encoder = build_text_encoder(config.text_encoder_config(), captions=captions)
-    unet = UNet3D(config.unet_config(text_dim=text_encoder.output_dim))
-    scheduler = make_scheduler("ddpm", config.scheduler_config())
-    return TextToSignPipeline(unet, scheduler, text_encoder, config.pipeline_config())
-
-
-def train(config: TrainConfig) -> dict:
+def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
+    """Train, or resume, the run `config` describes. `flags` are the settings train.py's command line typed
+    (dotted name -> flag): on resume only those may contradict the checkpoint, as an error, and every other
+    architecture setting follows it; without them (the Python API) `config` must agree with the checkpoint."""
     # ---------------------------------------------------------------- setup: processes, device, seeds
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -96,44 +79,13 @@ def train(config: TrainConfig) -> dict:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~free speed on Ampere+, no visible quality cost
         torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(config.seed)  # same on every rank: identical initial weights (DDP also broadcasts them)
+    torch.manual_seed(config.optim.seed)  # same on every rank: identical initial weights (DDP also broadcasts them)
     output_dir = Path(config.output_dir)
-    autocast_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[config.mixed_precision]
+    autocast_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[config.optim.mixed_precision]
     if autocast_dtype is torch.float16 and device.type != "cuda":
         raise ValueError("--mixed_precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
 
-    # ---------------------------------------------------------------- data
-    def dataset(frame_sampling: str, split: str | None = None, verbose: bool = False) -> SignVideoDataset:
-        return SignVideoDataset(DataConfig(
-            data_dir=config.data_dir, num_frames=config.num_frames, image_size=config.image_size, frame_sampling=frame_sampling,
-            split=split, val_fraction=config.val_fraction, group_pattern=config.group_pattern, cache_dir=config.data_cache,
-            seed=config.seed, verbose=verbose and is_main,
-        ))
-    # Training frames: random windows drawn from (seed, epoch, index), or the whole clip; validation always
-    # takes uniform frames so its loss compares like with like.
-    all_clips = dataset(config.train_frame_sampling, verbose=True)
-    has_validation = "val" in assign_splits(all_clips.names, config.val_fraction, config.group_pattern)
-    if has_validation:
-        # Split datasets (not index subsets of one): a clip that fails to decode is replaced by another clip of
-        # its own side, so validation clips can never leak into training.
-        train_set, val_set, validation_name = dataset(config.train_frame_sampling, "train"), dataset("uniform", "val"), "val_loss"
-    else:
-        # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and rank checkpoints by
-        # the loss on fixed training clips with fixed noise, named so in the logs.
-        train_set, val_set, validation_name = all_clips, dataset("uniform"), "train_fixed_loss"
-    if is_main:  # evaluate.py scores the clips this record holds out, never a split recomputed with other settings
-        write_split_record(output_dir, SplitRecord(config.val_fraction, config.group_pattern, list(train_set.names),
-                                                   list(val_set.names) if has_validation else [], config.data_dir))
-    per_rank_batch = config.batch_size
-    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
-    batches_per_epoch = len(sampler) // per_rank_batch
-    if batches_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} training clips cannot fill one batch of {per_rank_batch} on each of {world_size} process(es); lower --batch_size")
-    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
-    total_steps = config.max_steps or steps_per_epoch * config.num_epochs
-
-    # ---------------------------------------------------------------- model, EMA, optimizer
-    step, epoch, batches_done_in_epoch = 0, 0, 0
+    # ---------------------------------------------------------------- resume: the checkpoint fixes the architecture
     resume_from = None
     if config.resume == "latest":
         # Newest first; one a crash left unloadable is skipped with a warning. The pipeline comes from the
@@ -151,32 +103,80 @@ def train(config: TrainConfig) -> dict:
         dist.all_gather_object(chosen, str(resume_from))
         if len(set(chosen)) > 1:
             raise RuntimeError(f"ranks resumed from different checkpoints {chosen}: every rank must see the same {output_dir}")
+    if resume_from is not None:
+        # Before the data: the clips are read at the shape the checkpoint's UNet trained on.
+        config = with_architecture_of(config, pipeline, flags)
+
+    # ---------------------------------------------------------------- data
+    def dataset(split: str | None, validation: bool = False, summary: bool = False) -> SignVideoDataset:
+        # config.data with the side to read; validation clips are never flipped, and only the first dataset (all
+        # clips) prints and writes the pairing summary, on rank 0.
+        return SignVideoDataset(dataclasses.replace(
+            config.data, split=split, frame_sampling="uniform" if validation else config.data.frame_sampling,
+            horizontal_flip_probability=0.0 if validation else config.data.horizontal_flip_probability,
+            verbose=summary and is_main and config.data.verbose, summary_path=config.data.summary_path if summary and is_main else None,
+        ))
+    # Training frames: random windows drawn from (seed, epoch, index), or the whole clip; validation always
+    # takes uniform frames so its loss compares like with like.
+    all_clips = dataset(None, summary=True)
+    has_validation = "val" in assign_splits(all_clips.names, config.data.val_fraction, config.data.group_pattern)
+    if has_validation:
+        # Split datasets (not index subsets of one): a clip that fails to decode is replaced by another clip of
+        # its own side, so validation clips can never leak into training.
+        train_set, val_set, validation_name = dataset("train"), dataset("val", validation=True), "val_loss"
+    else:
+        # Too few clips to hold any out (e.g. the 4 bundled ones): train on all of them, and rank checkpoints by
+        # the loss on fixed training clips with fixed noise, named so in the logs.
+        train_set, val_set, validation_name = all_clips, dataset(None, validation=True), "train_fixed_loss"
+    if is_main:  # evaluate.py scores the clips this record holds out, never a split recomputed with other settings
+        write_split_record(output_dir, SplitRecord(config.data.val_fraction, config.data.group_pattern, list(train_set.names),
+                                                   list(val_set.names) if has_validation else [], config.data.data_dir))
+    per_rank_batch = config.optim.batch_size
+    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.optim.seed, drop_last=True)
+    batches_per_epoch = len(sampler) // per_rank_batch
+    if batches_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training clips cannot fill one batch of {per_rank_batch} on each of {world_size} process(es); lower --batch_size")
+    steps_per_epoch = math.ceil(batches_per_epoch / config.optim.gradient_accumulation_steps)
+    total_steps = config.optim.max_steps or steps_per_epoch * config.optim.num_epochs
+
+    # ---------------------------------------------------------------- model, EMA, optimizer
+    step, epoch, batches_done_in_epoch = 0, 0, 0
     if resume_from is None:
-        pipeline = build_pipeline(config, train_set.captions)
+        pipeline = build_pipeline(train_set.captions, config.unet, config.text_encoder, config.scheduler, config.pipeline)
+        config = with_architecture_of(config, pipeline)  # the text width the encoder chose, for train_config.json
     pipeline.to(device)
     # Trap: a pretrained text encoder's backbone is built in eval mode, so without this its fine-tuned layers
     # would train without dropout until the first validation switched them on, and again after every resume.
     # The encoder's train() keeps its frozen layers in eval mode: frozen features stay deterministic.
     pipeline.train()
     if pipeline.ema is None:
-        pipeline.ema = ExponentialMovingAverage(pipeline, config.ema_max_decay)
+        pipeline.ema = ExponentialMovingAverage(pipeline, config.optim.ema_max_decay)
     ema = pipeline.ema.to(device)
-    ema.max_decay = config.ema_max_decay  # the ceiling is a training setting: a resumed run uses this run's value
-    if config.compile:
+    ema.max_decay = config.optim.ema_max_decay  # the ceiling is a training setting: a resumed run uses this run's value
+    if config.optim.compile:
         pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
     trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type == "cuda")
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then(config.lr_schedule, config.warmup_steps, total_steps))
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay, fused=device.type == "cuda")
+    lr_factor = warmup_then(config.optim.lr_schedule, config.optim.warmup_steps, total_steps)
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)  # bf16 needs no loss scaling
-    noise_generator = torch.Generator().manual_seed(config.seed + rank)  # timesteps, noise and caption dropout
+    noise_generator = torch.Generator().manual_seed(config.optim.seed + rank)  # timesteps, noise and caption dropout
     if resume_from is not None:
         optimizer.load_state_dict(state["optimizer"])
         lr_schedule.load_state_dict(state["lr_schedule"])
-        scaler.load_state_dict(state["scaler"])
+        # Both loads bring back the saved rate and weight decay; this run's may differ (MAY_CHANGE_ON_RESUME), so the
+        # schedule continues from the saved step at this run's values (unchanged ones give the saved floats exactly).
+        lr_schedule.base_lrs = [config.optim.learning_rate] * len(optimizer.param_groups)
+        for group in optimizer.param_groups:
+            group.update(initial_lr=config.optim.learning_rate, lr=config.optim.learning_rate * lr_factor(lr_schedule.last_epoch),
+                         weight_decay=config.optim.weight_decay)
+        if state["scaler"]:  # empty when saved by a disabled scaler (not fp16): nothing to restore
+            scaler.load_state_dict(state["scaler"])
         step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
         restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
         noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
-    objective = DenoisingObjective(pipeline)
+    # The loss is its own module over the pipeline's networks (shared, not copied): DDP wraps it directly.
+    objective = DenoisingObjective.for_pipeline(pipeline)
     model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
 
     logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
@@ -205,9 +205,9 @@ def train(config: TrainConfig) -> dict:
 
     # ---------------------------------------------------------------- the loop
     consecutive_nonfinite, skipped_steps, last_saved = 0, 0, step
-    deadline = time.time() + 60 * config.max_minutes if config.max_minutes else math.inf
+    deadline = time.time() + 60 * config.optim.max_minutes if config.optim.max_minutes else math.inf
     out_of_time = False
-    while not out_of_time and step < total_steps and epoch < (config.num_epochs if config.max_steps is None else math.inf):
+    while not out_of_time and step < total_steps and epoch < (config.optim.num_epochs if config.optim.max_steps is None else math.inf):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         loader = DataLoader(
@@ -215,14 +215,14 @@ def train(config: TrainConfig) -> dict:
             num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_batch,
             # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG at every epoch
             # start, which a run resumed mid-epoch would not repeat, shifting every later dropout mask.
-            generator=torch.Generator().manual_seed(config.seed + epoch),
+            generator=torch.Generator().manual_seed(config.optim.seed + epoch),
         )
         remaining = batches_per_epoch - batches_done_in_epoch
         micro_in_group, group_size, group_loss, group_finite = 0, 0, 0.0, True
         for batch in loader:
             if micro_in_group == 0:
                 # The last group of an epoch may be short: divide by its real size so the gradient is a mean.
-                group_size = min(config.gradient_accumulation_steps, remaining)
+                group_size = min(config.optim.gradient_accumulation_steps, remaining)
             videos = batch["video"].to(device, non_blocking=True)  # (b, c, f, h, w) in [-1, 1]
             last_micro = micro_in_group + 1 == group_size
             sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()  # all-reduce grads once per group
@@ -239,7 +239,7 @@ def train(config: TrainConfig) -> dict:
 
             # ---- optimizer step for one accumulated group
             scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)  # returns the norm before clipping
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optim.max_grad_norm)  # returns the norm before clipping
             finite = torch.tensor(float(group_finite and bool(torch.isfinite(grad_norm))), device=device)
             if distributed:
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together
@@ -250,7 +250,7 @@ def train(config: TrainConfig) -> dict:
                 consecutive_nonfinite += 1
                 skipped_steps += 1
                 logger.warn(f"step {step}: non-finite loss or gradient, step skipped ({consecutive_nonfinite} in a row)")
-                if consecutive_nonfinite >= config.max_nonfinite_steps:
+                if consecutive_nonfinite >= config.optim.max_nonfinite_steps:
                     raise RuntimeError(
                         f"{consecutive_nonfinite} consecutive non-finite steps at step {step}: training diverged. "
                         "Lower --learning_rate, use --mixed_precision bf16 instead of fp16, or resume from an earlier checkpoint."

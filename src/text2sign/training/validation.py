@@ -7,31 +7,43 @@ A random-timestep validation loss has a spread larger than the improvement betwe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
+from text2sign.models.ema import evaluation_weights
+from text2sign.models.objective import DenoisingObjective
 from text2sign.video_io import slugify, write_gif
 
-VALIDATION_TIMESTEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)  # of num_train_timesteps: spans low to high noise
+# Fractions of the schedule, low to high noise, at which validation and the conditioning evaluation's loss gap
+# score every clip (evaluation/conditioning.py uses these too, so both report the loss at the same timesteps).
+FIXED_TIMESTEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 VALIDATION_SEED = 1234
 MAX_VALIDATION_CLIPS = 32  # enough to rank checkpoints, cheap enough to run at every save
 
 
-@torch.no_grad()
+def fixed_timesteps(num_train_timesteps: int, fractions: Sequence[float] = FIXED_TIMESTEP_FRACTIONS) -> torch.Tensor:
+    """Integer timesteps (k,) nearest to fractions of the schedule: round(fraction * (T - 1)), e.g. 100, 300, 500,
+    699, 899 for T = 1000, the timesteps of docs/conditioning.md. (Validation once truncated instead, giving
+    99, 299, 499, 699, 899: validation losses of runs from before this differ slightly.)
+    """
+    fractions = [float(fraction) for fraction in fractions]
+    if not fractions or not all(0.0 <= fraction <= 1.0 for fraction in fractions):
+        raise ValueError(f"timesteps are fractions of the schedule in [0, 1], e.g. (0.3, 0.5, 0.7); got {fractions}")
+    last_timestep = num_train_timesteps - 1
+    return torch.tensor([round(fraction * last_timestep) for fraction in fractions], dtype=torch.long)  # (k,)
+
+
 def fixed_noise_validation_loss(pipeline, dataset, device: torch.device, max_clips: int = MAX_VALIDATION_CLIPS, batch_size: int = 4) -> float:
     """Mean unweighted denoising MSE of the EMA weights over fixed clips x fixed timesteps x fixed noise."""
     count = min(len(dataset), max_clips)
     if count == 0:
         raise ValueError("validation needs at least one clip")
     generator = torch.Generator().manual_seed(VALIDATION_SEED)
-    num_train_timesteps = pipeline.scheduler.config.num_train_timesteps
-    fractions = torch.tensor(VALIDATION_TIMESTEP_FRACTIONS)
-    timestep_values = (fractions * (num_train_timesteps - 1)).long()  # (k,)
+    timestep_values = fixed_timesteps(pipeline.scheduler.config.num_train_timesteps)  # (k,)
     total, samples = 0.0, 0
-    was_training = pipeline.training
-    pipeline.eval()
-    context = pipeline.ema.applied_to(pipeline) if pipeline.ema is not None else torch.no_grad()
-    with context:
+    objective = DenoisingObjective.for_pipeline(pipeline)
+    with evaluation_weights(pipeline):
         for start in range(0, count, batch_size):
             items = [dataset[index] for index in range(start, min(start + batch_size, count))]
             videos = torch.stack([item["video"] for item in items]).to(device)  # (b, c, f, h, w)
@@ -39,10 +51,9 @@ def fixed_noise_validation_loss(pipeline, dataset, device: torch.device, max_cli
             for timestep in timestep_values:
                 noise = torch.randn(videos.shape, generator=generator).to(device)  # (b, c, f, h, w), same every evaluation
                 timesteps = torch.full((videos.shape[0],), int(timestep), device=device, dtype=torch.long)  # (b,)
-                losses = pipeline.per_sample_loss(videos, text, timesteps, noise)  # (b,)
+                losses = objective.per_sample_loss(videos, text, timesteps, noise)  # (b,)
                 total += float(losses.sum())
                 samples += losses.numel()
-    pipeline.train(was_training)
     return total / samples
 
 

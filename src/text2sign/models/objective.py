@@ -1,0 +1,85 @@
+"""The training objective: a video, its caption and a random timestep -> the weighted denoising loss.
+
+Its own module, as DiT's `diffusion.training_losses(model, x, t)`: the pipeline samples, this computes the loss,
+and DDP wraps it directly (its `forward` is the loss). It holds the pipeline's own UNet and text encoder, not
+copies, so a step on its parameters trains the pipeline.
+
+Symbols (DDPM/DDIM papers): x_0 = clean video, epsilon = noise, t = timestep, alpha_bar_t = alphas_cumprod[t],
+x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) epsilon, v = sqrt(alpha_bar_t) epsilon - sqrt(1 - alpha_bar_t) x_0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
+from text2sign.models.scheduler import Scheduler
+from text2sign.models.text_encoder import TextEncoder, TextEncoding
+from text2sign.models.unet3d import UNet3D
+
+
+class DenoisingObjective(nn.Module):
+    """forward(videos, captions, generator) -> scalar loss: caption dropout, random t and noise, weighted MSE.
+
+    Caption dropout (to the text encoder's null embedding, which guidance samples with) happens only in train
+    mode: `objective.train()` turns it on, as with label dropout in DiT.
+    """
+
+    def __init__(self, unet: UNet3D, text_encoder: TextEncoder, scheduler: Scheduler, config: PipelineConfig):
+        super().__init__()
+        self.unet = unet  # registered first, as in the pipeline: the same parameter order
+        self.text_encoder = text_encoder
+        self.scheduler = scheduler
+        self.config = config
+
+    @classmethod
+    def for_pipeline(cls, pipeline: TextToSignPipeline) -> "DenoisingObjective":
+        """The objective of `pipeline`, sharing its networks (no copies) and its training/eval mode."""
+        objective = cls(pipeline.unet, pipeline.text_encoder, pipeline.scheduler, pipeline.config)
+        objective.training = pipeline.training  # only the flag: the shared networks keep the modes they have
+        return objective
+
+    def target(self, videos: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        prediction_type = self.scheduler.config.prediction_type
+        if prediction_type == "epsilon":
+            return noise
+        if prediction_type == "v_prediction":
+            return self.scheduler.get_velocity(videos, noise, timesteps)  # Salimans & Ho 2022, sec. 4
+        return videos  # "sample": predict x_0
+
+    def loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights: 1 for "mse", min-SNR-gamma (Hang et al. 2023, eq. 9 and its v/x_0 variants) otherwise."""
+        if self.config.loss_weighting == "mse":
+            return torch.ones(timesteps.shape, device=timesteps.device)
+        snr = self.scheduler.snr(timesteps).to(timesteps.device).float()  # (b,) alpha_bar / (1 - alpha_bar)
+        clamped = torch.clamp(snr, max=self.config.min_snr_gamma)  # (b,)
+        prediction_type = self.scheduler.config.prediction_type
+        if prediction_type == "epsilon":
+            return clamped / snr
+        if prediction_type == "v_prediction":
+            return clamped / (snr + 1)
+        return clamped
+
+    def per_sample_loss(self, videos: torch.Tensor, text: TextEncoding, timesteps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Unweighted denoising MSE per clip, (b,): the quantity validation and the evaluation's loss gap compare."""
+        noisy = self.scheduler.add_noise(videos, noise, timesteps)  # (b, c, f, h, w) x_t
+        prediction = self.unet(noisy, timesteps, text.states, text.mask)  # (b, c, f, h, w)
+        target = self.target(videos, noise, timesteps)  # (b, c, f, h, w)
+        return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (b,)
+
+    def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Caption dropout, random timesteps and noise, weighted denoising loss (scalar).
+
+        Draws use `generator` on the CPU and are then moved, so a seeded run is identical on every device.
+        """
+        batch = videos.shape[0]
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(videos.device)  # (b,)
+        noise = torch.randn(videos.shape, generator=generator, dtype=torch.float32).to(videos.device, videos.dtype)  # (b, c, f, h, w)
+        drop = torch.rand(batch, generator=generator) < self.config.caption_dropout_prob  # (b,)
+        if not self.training:
+            drop = torch.zeros_like(drop)
+        text = self.text_encoder.encode(list(captions), drop)  # (b, n, d), (b, n)
+        losses = self.per_sample_loss(videos, text, timesteps, noise)  # (b,)
+        return (losses * self.loss_weights(timesteps)).mean()
