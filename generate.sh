@@ -10,7 +10,7 @@ sampling=(--scheduler ddim --num_inference_steps 50)        # standard
 args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --tiny) sampling=(--scheduler dpm --num_inference_steps 20); shift ;;
+    --tiny) sampling=(--scheduler ddim --num_inference_steps 20 --guidance_scale 2); shift ;;
     --small) sampling=(--scheduler dpm --num_inference_steps 20); shift ;;
     --standard) sampling=(--scheduler ddim --num_inference_steps 50); shift ;;
     --large) sampling=(--scheduler ddim --num_inference_steps 100); shift ;;

@@ -163,8 +163,9 @@ def test_unknown_or_abbreviated_flags_are_refused():
             script.parse_args(argv)
 
 
-# TrainConfig's fields and presets before it was nested (copied from training/config.py at commit e581e74); NEW_NAMES
-# above maps each old name to the setting's dotted name now.
+# TrainConfig's fields and presets before it was nested (copied from training/config.py at commit e581e74, except the
+# tiny preset, retuned after the redesign: x_0 prediction, 300 steps); NEW_NAMES above maps each old name to the
+# setting's dotted name now.
 OLD_DEFAULTS = {
     "data_dir": "training_data", "data_cache": None, "output_dir": "checkpoints", "num_frames": 16, "image_size": 64, "val_fraction": 0.05,
     "group_pattern": None, "num_workers": 2, "train_frame_sampling": "uniform", "preset": "standard", "model_channels": 128,
@@ -179,8 +180,9 @@ OLD_DEFAULTS = {
 }
 OLD_PRESETS = {
     "tiny": dict(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, attention_levels=(2, 3), image_size=32, num_frames=8,
-                 batch_size=4, num_workers=0, val_fraction=0.0, learning_rate=4e-4, lr_schedule="constant", warmup_steps=50,
-                 ema_max_decay=0.99, max_steps=1000, save_every=500, sample_every=1000, sample_steps=20, log_every=50, keep_last=1),
+                 batch_size=4, num_workers=0, val_fraction=0.0, prediction_type="sample", loss_weighting="mse", learning_rate=5e-4,
+                 lr_schedule="constant", warmup_steps=20, ema_max_decay=0.99, max_steps=300, save_every=300, sample_every=300,
+                 sample_steps=20, guidance_scale=2.0, log_every=50, keep_last=1),
     "small": dict(model_channels=64, channel_mult=(1, 2, 2), attention_levels=(1, 2), image_size=32, num_frames=8, batch_size=2,
                   warmup_steps=50, save_every=250, sample_every=250, sample_steps=20),
     "standard": dict(model_channels=128, channel_mult=(1, 2, 2, 2), attention_levels=(2, 3), image_size=64, num_frames=16, batch_size=4),
