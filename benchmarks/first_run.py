@@ -21,14 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 import torch
 
 from text2sign.data.config import DataConfig
 from text2sign.data.dataset import SignVideoDataset
 from text2sign.evaluation.metrics import normalise_videos, psnr
 from text2sign.json_io import read_json
+from text2sign.video_io import read_gif
 
 REPO = Path(__file__).resolve().parents[1]
 OWN_CAPTION_MIN_PSNR = 20.0  # dB: the issue's bar for a bundled caption against its own clip
@@ -36,14 +35,9 @@ UNSEEN_PROMPT_MIN_PSNR = 18.0  # dB: an unseen prompt must still look like a gre
 UNSEEN_PROMPT = "Hello"
 
 
-def read_gif(path: Path) -> torch.Tensor:
-    """uint8 (f, h, w, 3); mode RGB so frames with transparency keep three channels."""
-    return torch.from_numpy(np.stack(list(iio.imiter(path, mode="RGB"))))
-
-
 def score(output_dir: Path, data_dir: Path) -> bool:
     settings = read_json(output_dir / "generation.json")
-    generated = normalise_videos(torch.stack([read_gif(Path(path)) for path in settings["files"]]))  # (p, c, f, h, w)
+    generated = normalise_videos(torch.stack([torch.from_numpy(read_gif(path)) for path in settings["files"]]))  # (p, c, f, h, w)
     _, _, num_frames, image_size, _ = generated.shape
     clips = SignVideoDataset(DataConfig(data_dir=str(data_dir), num_frames=num_frames, image_size=image_size, frame_sampling="uniform", verbose=False))
     real = torch.stack([clips[index]["video"] for index in range(len(clips))])  # (k, c, f, h, w)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tiny_models import CAPTIONS, tiny_pipeline
+from text2sign.video_io import read_gif
 from top_level_scripts import load_script
 
 NUM_FRAMES, IMAGE_SIZE = 4, 8  # tiny_pipeline's PipelineConfig
@@ -29,15 +30,6 @@ def run_inference(pipeline_dir, output_dir, *flags) -> int:
                                              "--device", "cpu", *flags])
 
 
-def read_gif_frames(path) -> np.ndarray:
-    with Image.open(path) as image:
-        frames = []
-        for index in range(image.n_frames):
-            image.seek(index)
-            frames.append(np.array(image.convert("RGB")))
-    return np.stack(frames)  # (f, h, w, 3)
-
-
 @pytest.mark.parametrize("video_format", ["gif", "mp4", "frames", "grid"])
 def test_each_format_writes_one_video_per_prompt_with_every_frame(pipeline_dir, tmp_path, capsys, video_format):
     output_dir = tmp_path / "out"
@@ -47,7 +39,7 @@ def test_each_format_writes_one_video_per_prompt_with_every_frame(pipeline_dir, 
     assert capsys.readouterr().out.split() == [str(path) for path in expected]  # the written paths, one a line
     for path in expected:
         if video_format == "gif":
-            assert read_gif_frames(path).shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
+            assert read_gif(path).shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
         elif video_format == "mp4":
             assert iio.imread(path, plugin="FFMPEG").shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
         elif video_format == "frames":
@@ -77,7 +69,7 @@ def test_prompts_file_and_frame_count_and_size_flags(pipeline_dir, tmp_path):
     assert run_inference(pipeline_dir, output_dir, "--prompts_file", str(prompts_file), "--num_frames", "6", "--image_size", "16") == 0
     settings = json.loads((output_dir / "generation.json").read_text())
     assert settings["prompts"] == ["hello there", "good morning"] and settings["num_frames"] == 6 and settings["image_size"] == 16
-    assert read_gif_frames(output_dir / "001_good_morning.gif").shape == (6, 16, 16, 3)
+    assert read_gif(output_dir / "001_good_morning.gif").shape == (6, 16, 16, 3)
 
 
 @pytest.mark.parametrize("flags, message", [

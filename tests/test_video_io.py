@@ -8,22 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from text2sign.video_io import FORMATS, frames_grid, slugify, write_frames, write_gif, write_grid, write_mp4, write_video
+from text2sign.video_io import FORMATS, frames_grid, read_gif, slugify, write_frames, write_gif, write_grid, write_mp4, write_video
 
 
 def colour_frames(num_frames: int, height: int, width: int) -> np.ndarray:
     """uint8 (f, h, w, 3) frames, each one flat colour: GIF palettes and H.264 keep flat colours nearly exact."""
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255], [128, 128, 128]], dtype=np.uint8)
     return np.stack([np.broadcast_to(colours[index % len(colours)], (height, width, 3)) for index in range(num_frames)])  # (f, h, w, 3)
-
-
-def read_gif(path) -> np.ndarray:
-    with Image.open(path) as image:
-        frames = []
-        for index in range(image.n_frames):
-            image.seek(index)
-            frames.append(np.array(image.convert("RGB")))
-    return np.stack(frames)  # (f, h, w, 3)
 
 
 def test_gif_round_trip_keeps_every_frame_its_size_and_colour(tmp_path):

@@ -64,6 +64,16 @@ def write_gif(path: str | Path, frames, fps: float = 8.0) -> Path:
     return Path(path)
 
 
+def read_gif(path: str | Path) -> np.ndarray:
+    """Every frame of a GIF as uint8 (f, h, w, 3); converted to RGB so frames with transparency keep three channels."""
+    with Image.open(path) as image:
+        frames = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            frames.append(np.array(image.convert("RGB")))
+    return np.stack(frames)  # (f, h, w, 3)
+
+
 def write_mp4(path: str | Path, frames, fps: float = 8.0) -> Path:
     """H.264 MP4 through the ffmpeg binary that imageio-ffmpeg ships; sizes are padded to even numbers."""
     frames = _as_numpy(frames)
