@@ -13,12 +13,15 @@ the report counts any training clips among them. The report and JSON say which s
 One clip per distinct caption is scored: denoising loss under the right, a wrong and no caption; caption
 identification among --num_candidates captions (default: all); and, per guidance scale, samples of every
 caption with each seed (same noise for every prompt), scored by retrieval of the prompt's real clip,
-prompt sensitivity, PSNR/SSIM and motion. Writes evaluation.json, evaluation.md and comparison.png.
+prompt sensitivity, PSNR/SSIM and motion. Writes evaluation.json, evaluation.md and comparison.png, and puts
+the headline numbers and this command into the Evaluation section of the checkpoint's model card
+(pipeline/README.md), replacing an earlier evaluation's.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from text2sign.cli import run_with_one_line_errors
@@ -69,6 +72,7 @@ def evaluate(args: argparse.Namespace):
     from text2sign.evaluation.fvd import FrechetVideoDistance
     from text2sign.evaluation.report import write_report
     from text2sign.evaluation.results import ScoredSplit
+    from text2sign.model_card import evaluation_section, write_evaluation
     from text2sign.models.pipeline import TextToSignPipeline
     from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
 
@@ -126,7 +130,20 @@ def evaluate(args: argparse.Namespace):
     )
     result = dataclasses.replace(result, checkpoint=str(checkpoint), split=split, data_dir=str(args.data_dir))
     files = write_report(result, args.output_dir, result.videos.real, result.videos.generated, result.prompts)
+    # The checkpoint's model card gets the headline numbers; a later evaluation replaces them.
+    write_evaluation(pipeline_directory(checkpoint), pipeline, evaluation_section(result, reproduce_command(args, checkpoint), args.output_dir))
     return result, files
+
+
+def reproduce_command(args: argparse.Namespace, checkpoint) -> str:
+    """The evaluate.py command that scored this checkpoint, every setting spelled out (a later change of a default
+    cannot change what it runs) and --checkpoint the checkpoint actually scored (an output directory's best moves on)."""
+    words = ["python", "evaluate.py"]
+    for name, value in vars(args).items():
+        value = checkpoint if name == "checkpoint" else value
+        if value is not None:
+            words += [f"--{name}", *map(str, value if isinstance(value, list) else [value])]
+    return shlex.join(words)
 
 
 def summary_lines(result) -> list[str]:

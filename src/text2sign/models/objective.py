@@ -15,6 +15,7 @@ from torch import nn
 
 from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
 from text2sign.models.scheduler import Scheduler
+from text2sign.models.text_cache import TextEmbeddingCache
 from text2sign.models.text_encoder import TextEncoder, TextEncoding
 from text2sign.models.unet3d import UNet3D
 
@@ -26,17 +27,21 @@ class DenoisingObjective(nn.Module):
     mode: `objective.train()` turns it on, as with label dropout in DiT.
     """
 
-    def __init__(self, unet: UNet3D, text_encoder: TextEncoder, scheduler: Scheduler, config: PipelineConfig):
+    def __init__(self, unet: UNet3D, text_encoder: TextEncoder, scheduler: Scheduler, config: PipelineConfig,
+                 text_cache: TextEmbeddingCache | None = None):
         super().__init__()
         self.unet = unet  # registered first, as in the pipeline: the same parameter order
         self.text_encoder = text_encoder
         self.scheduler = scheduler
         self.config = config
+        # A frozen encoder's states, looked up instead of computed (models/text_cache.py); a plain attribute, not a
+        # module: it holds no parameters, and the null embedding stays the encoder's own.
+        self.text_cache = text_cache
 
     @classmethod
-    def for_pipeline(cls, pipeline: TextToSignPipeline) -> "DenoisingObjective":
+    def for_pipeline(cls, pipeline: TextToSignPipeline, text_cache: TextEmbeddingCache | None = None) -> "DenoisingObjective":
         """The objective of `pipeline`, sharing its networks (no copies) and its training/eval mode."""
-        objective = cls(pipeline.unet, pipeline.text_encoder, pipeline.scheduler, pipeline.config)
+        objective = cls(pipeline.unet, pipeline.text_encoder, pipeline.scheduler, pipeline.config, text_cache)
         objective.training = pipeline.training  # only the flag: the shared networks keep the modes they have
         return objective
 
@@ -80,6 +85,9 @@ class DenoisingObjective(nn.Module):
         drop = torch.rand(batch, generator=generator) < self.config.caption_dropout_prob  # (b,)
         if not self.training:
             drop = torch.zeros_like(drop)
-        text = self.text_encoder.encode(list(captions), drop)  # (b, n, d), (b, n)
+        if self.text_cache is not None:
+            text = self.text_encoder.with_null(self.text_cache.lookup(list(captions), videos.device), drop)  # (b, n, d), (b, n)
+        else:
+            text = self.text_encoder.encode(list(captions), drop)  # (b, n, d), (b, n)
         losses = self.per_sample_loss(videos, text, timesteps, noise)  # (b,)
         return (losses * self.loss_weights(timesteps)).mean()

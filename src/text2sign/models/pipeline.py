@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file
@@ -18,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from text2sign.json_io import read_json, write_json
+from text2sign.model_card import TrainingSummary, write_model_card
 from text2sign.models.ema import ExponentialMovingAverage, evaluation_weights
 from text2sign.models.scheduler import SCHEDULERS, Scheduler, SchedulerConfig, make_scheduler
 from text2sign.models.serialization import config_from_dict, save_state_dict
@@ -94,12 +96,14 @@ class TextToSignPipeline(nn.Module):
         progress: bool = True,
         output_type: str = "uint8",
         latents: torch.Tensor | None = None,
+        callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Generate one video per prompt: uint8 (b, f, h, w, 3), or float (b, c, f, h, w) in [-1, 1] with output_type="tensor".
 
         guidance_scale w: noise_pred = uncond + w * (cond - uncond) (Ho & Salimans 2022, eq. 6 rewritten); w = 1 is
         plain conditional sampling and skips the unconditional pass. `latents` (b, c, f, h, w) replaces the
-        initial noise x_T drawn from `generator` (e.g. one noise shared by several prompts).
+        initial noise x_T drawn from `generator` (e.g. one noise shared by several prompts). `callback(steps_done,
+        num_inference_steps)` runs after each denoising step (the web demo's progress bar).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
@@ -126,7 +130,7 @@ class TextToSignPipeline(nn.Module):
                 raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
             initial = latents if latents is not None else torch.randn(shape, generator=generator, dtype=torch.float32)
             sample = initial.to(self.device, torch.float32) * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
-            for timestep in tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False):
+            for step_index, timestep in enumerate(tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False)):
                 model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
                 timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)
                 model_output = self.unet(model_input, timesteps, text.states, text.mask)  # (2b or b, c, f, h, w)
@@ -134,11 +138,15 @@ class TextToSignPipeline(nn.Module):
                     output_conditional, output_null = model_output.chunk(2)  # (b, c, f, h, w) each
                     model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)
                 sample = sampler.step(model_output, timestep, sample, generator=generator).prev_sample  # (b, c, f, h, w) x_{t-1}
+                if callback is not None:
+                    callback(step_index + 1, len(sampler.timesteps))
         return videos_to_uint8(sample) if output_type == "uint8" else sample
 
     # ---- save / load -----------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        """unet/ (config.json + model.safetensors), text_encoder/, scheduler/, pipeline_config.json, ema.safetensors."""
+    def save_pretrained(self, directory: str | Path, training: TrainingSummary | None = None) -> None:
+        """unet/ (config.json + model.safetensors), text_encoder/, scheduler/, pipeline_config.json, ema.safetensors,
+        and README.md, the model card (text2sign.model_card): `training` (train() passes the run's) fills its
+        training, data and licence sections. from_pretrained never reads the card."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.unet.save_pretrained(directory / "unet")
@@ -147,6 +155,7 @@ class TextToSignPipeline(nn.Module):
         write_json(directory / PIPELINE_CONFIG_NAME, dataclasses.asdict(self.config))
         if self.ema is not None:
             save_state_dict(self.ema.state_dict(), directory / EMA_WEIGHTS_NAME)
+        write_model_card(directory, self, training)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "TextToSignPipeline":

@@ -121,10 +121,13 @@ class TextEncoder(nn.Module):
         if isinstance(texts, str) or not texts or not all(isinstance(text, str) for text in texts):
             raise ValueError("encode() takes a non-empty list of caption strings, e.g. encode(['How are you?'])")
         encoding = self._encode(list(texts))  # states (b, n, d), mask (b, n)
-        if drop is None:
-            return encoding
+        return encoding if drop is None else self.with_null(encoding, drop)
+
+    def with_null(self, encoding: TextEncoding, drop: torch.Tensor) -> TextEncoding:
+        """`encoding` with the rows where `drop` (b,) is True replaced by the null embedding (see encode); training
+        with cached text states (models/text_cache.py) comes here directly, so the null embedding still trains."""
         states, mask = encoding.states, encoding.mask
-        null = self.null(len(texts))  # states (b, 1, d)
+        null = self.null(states.shape[0])  # states (b, 1, d)
         null_states = nn.functional.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
         null_mask = torch.zeros_like(mask)  # (b, n)
         null_mask[:, 0] = True

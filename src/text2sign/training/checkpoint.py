@@ -1,7 +1,7 @@
 """Training checkpoints: one directory per save, written whole or not at all.
 
 Layout of `output_dir/step_000500/`:
-    pipeline/            TextToSignPipeline.save_pretrained (UNet, text encoder, scheduler, EMA weights)
+    pipeline/            TextToSignPipeline.save_pretrained (UNet, text encoder, scheduler, EMA weights, README.md model card)
     training_state.pt    optimizer, LR schedule, grad scaler, step, epoch, data position, every rank's RNG states
     train_config.json    the TrainConfig that ran (on resume: with the checkpoint's architecture)
 A save is written to `output_dir/.tmp-step_000500/`, fsynced, and renamed when complete: a kill mid-write
@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 
 from text2sign.json_io import read_json, write_json
+from text2sign.model_card import TrainingSummary
 from text2sign.models.pipeline import TextToSignPipeline
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
@@ -80,8 +81,9 @@ def restore_rng_states(states: dict) -> None:
     random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
 
 
-def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state: dict, config_dict: dict) -> Path:
-    """Write a complete checkpoint atomically and return its final path."""
+def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state: dict, config_dict: dict,
+                    training: TrainingSummary | None = None) -> Path:
+    """Write a complete checkpoint atomically and return its final path; `training` fills the pipeline's model card."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / checkpoint_name(step)
@@ -89,7 +91,7 @@ def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state:
     if temp.exists():
         shutil.rmtree(temp)
     temp.mkdir()
-    pipeline.save_pretrained(temp / "pipeline")
+    pipeline.save_pretrained(temp / "pipeline", training=training)
     torch.save(training_state, temp / TRAINING_STATE_NAME)
     write_json(temp / "train_config.json", config_dict)
     fsync_tree(temp)  # data and directory entries on disk before the rename makes them a checkpoint

@@ -89,6 +89,10 @@ class TrainConfig:
     preset: str = "standard"  # the preset the settings started from: one of tiny, small, standard, large; flags override it by name
     output_dir: str = "checkpoints"  # checkpoints, samples, metrics.jsonl and split.json go here
     num_workers: int = 2  # DataLoader worker processes
+    # A frozen pretrained text encoder (clip/t5/hf, no fine-tuned layers) encodes each distinct training caption once,
+    # into output_dir/text_embeddings/, instead of at every step; the same states, so on by default. The lstm and
+    # fine-tuned layers train, so they are never cached.
+    cache_text_embeddings: bool = True
     log_every: int = 10  # optimizer steps between metric rows
     save_every: int = 1000  # optimizer steps between checkpoints (+ validation loss)
     keep_last: int = 3  # checkpoints kept besides the best

@@ -24,9 +24,11 @@ from tqdm.auto import tqdm
 
 from text2sign.data.dataset import SignVideoDataset, collate_batch
 from text2sign.data.split import SplitRecord, assign_splits, write_split_record
+from text2sign.model_card import TrainingSummary
 from text2sign.models.ema import ExponentialMovingAverage
 from text2sign.models.objective import DenoisingObjective
 from text2sign.models.pipeline import build_pipeline
+from text2sign.models.text_cache import CACHE_DIRECTORY, can_cache, prepare_text_cache
 from text2sign.training.checkpoint import (
     list_checkpoints, load_checkpoint, load_newest_checkpoint, prune_checkpoints, rank_rng_states, record_best,
     resolve_checkpoint, restore_rng_states, rng_states, save_checkpoint,
@@ -175,14 +177,18 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
         restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
         noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
-    # The loss is its own module over the pipeline's networks (shared, not copied): DDP wraps it directly.
-    objective = DenoisingObjective.for_pipeline(pipeline)
-    model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
-
     logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
     if is_main:
         logger.info(f"{pipeline.unet.num_parameters() / 1e6:.1f}M UNet parameters, {sum(p.numel() for p in trainable) / 1e6:.1f}M trainable in all; "
                     f"{len(train_set)} training clips, {len(val_set)} for {validation_name}, {steps_per_epoch} steps/epoch, {total_steps} steps" + (f"; resumed from {resume_from}" if resume_from else ""))
+    # A frozen text encoder's states for every training caption, computed once (or loaded): looked up at each step.
+    text_cache = None
+    if config.cache_text_embeddings and can_cache(pipeline.text_encoder):
+        text_cache, action = prepare_text_cache(pipeline.text_encoder, train_set.captions, output_dir / CACHE_DIRECTORY, is_main, distributed)
+        logger.info(f"text embeddings of {len(text_cache)} distinct captions {action} in {output_dir / CACHE_DIRECTORY}")
+    # The loss is its own module over the pipeline's networks (shared, not copied): DDP wraps it directly.
+    objective = DenoisingObjective.for_pipeline(pipeline, text_cache)
+    model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
 
     def checkpoint_now() -> None:
         """Validation loss (EMA weights, fixed timesteps and noise), then an atomic save (rank 0)."""
@@ -199,7 +205,9 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
             "step": step, "epoch": epoch, "batches_done_in_epoch": batches_done_in_epoch, "rng": rng_states_by_rank,
             "noise_generators": generator_states,
         }
-        path = save_checkpoint(output_dir, step, pipeline, training_state, config.to_dict())
+        summary = TrainingSummary.from_run(config, step=step, total_steps=total_steps, train_set=train_set, validation_clips=len(val_set) if has_validation else 0,
+                                           validation_metric=validation_name, validation_loss=validation_loss, processes=world_size)
+        path = save_checkpoint(output_dir, step, pipeline, training_state, config.to_dict(), training=summary)
         record_best(output_dir, path, validation_loss)
         prune_checkpoints(output_dir, config.keep_last)
 
