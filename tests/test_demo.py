@@ -29,7 +29,7 @@ from PIL import Image
 
 from text2sign.demo import SignDemo, example_prompts, page_handler
 from text2sign.models.pipeline import TextToSignPipeline
-from text2sign.video_io import frames_grid
+from text2sign.video_io import frames_grid, read_gif
 from tiny_models import CAPTIONS, tiny_pipeline
 from top_level_scripts import REPO, load_script
 
@@ -80,22 +80,13 @@ def gradio():
     return gradio
 
 
-def read_gif_frames(path) -> np.ndarray:
-    with Image.open(path) as image:
-        frames = []
-        for index in range(image.n_frames):
-            image.seek(index)
-            frames.append(np.array(image.convert("RGB")))
-    return np.stack(frames)  # (f, h, w, 3)
-
-
 # ---- the demo without a web page ---------------------------------------------------------------------------------
 def test_generate_writes_mp4_gif_and_frame_strip_with_every_frame(demo):
     progress = []
     video = demo.generate(PROMPT, sampler="ddim", num_inference_steps=2, seed=0, progress=lambda done, total: progress.append((done, total)))
     assert video.frames.shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
     assert iio.imread(video.mp4, plugin="FFMPEG").shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
-    np.testing.assert_array_equal(read_gif_frames(video.gif), video.frames)  # a GIF holds up to 256 colours exactly
+    np.testing.assert_array_equal(read_gif(video.gif), video.frames)  # a GIF holds up to 256 colours exactly
     np.testing.assert_array_equal(np.array(Image.open(video.strip).convert("RGB")), frames_grid(video.frames))
     assert progress == [(1, 2), (2, 2)]  # the progress bar hears of every denoising step
 
@@ -268,5 +259,5 @@ def test_browser_generates_a_playable_video_for_a_typed_prompt(browser, server, 
     downloads = {Path(urllib.parse.urlparse(link).path).suffix: link for link in links}
     assert set(downloads) == {".gif", ".mp4"}
     (tmp_path / "download.gif").write_bytes(http_get(downloads[".gif"]))
-    assert read_gif_frames(tmp_path / "download.gif").shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert read_gif(tmp_path / "download.gif").shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
     assert "3 steps" in browser.find_element(By.CSS_SELECTOR, "#status").text  # the steps typed reached the sampler

@@ -16,6 +16,7 @@ from text2sign.models.text_encoder import HFTextEncoder, TextEncoderConfig, buil
 from text2sign.training.loop import train
 from text_encoder_fixtures import build_tiny_clip, build_tiny_t5
 from test_training import CAPTIONS, _run_script, make_clips, metrics, tiny_config
+from top_level_scripts import two_process_train_arguments
 
 # Short and long captions in one batch: the lookup must pad exactly as the tokenizer does.
 LOOKUP_CAPTIONS = ["hello", "thank you very much, where is the station?", "how are you", "good morning everyone"]
@@ -161,13 +162,7 @@ def test_the_lstm_fine_tuned_layers_and_left_padding_are_never_cached(pretrained
 def test_torchrun_ranks_share_the_cache_rank_zero_built(pretrained_paths, tmp_path):
     data = make_clips(tmp_path / "data", count=8)
     output = tmp_path / "ddp"
-    command = [
-        "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519", "train.py", "--data_dir", str(data),
-        "--output_dir", str(output), "--preset", "small", "--num_frames", "4", "--image_size", "8", "--model_channels", "32",
-        "--channel_mult", "1", "1", "--attention_levels", "1", "--num_res_blocks", "1", "--batch_size", "2", "--max_steps", "2",
-        "--save_every", "2", "--num_workers", "0", "--log_every", "1", "--val_fraction", "0",
-        "--text_encoder", "t5", "--text_encoder_path", pretrained_paths["t5"],
-    ]
+    command = two_process_train_arguments(data, output, 29519, 2, "--text_encoder", "t5", "--text_encoder_path", pretrained_paths["t5"])
     result = _run_script(*command, env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("text embeddings of") == 1 and "built" in result.stdout  # rank 0 logs

@@ -23,7 +23,7 @@ from text2sign.training.loop import train
 from text2sign.video_io import write_gif
 from text_encoder_fixtures import build_tiny_t5
 from tiny_models import tiny_pipeline
-from top_level_scripts import load_script
+from top_level_scripts import load_script, two_process_train_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = ["hello", "thank you", "how are you", "good morning", "see you later", "my name is"]
@@ -204,12 +204,7 @@ def test_text_encoder_flags_reach_the_config(tmp_path):
 def test_torchrun_two_process_gloo_trains_and_saves_once(tmp_path):
     data = make_clips(tmp_path / "data", count=8)
     output = tmp_path / "ddp"
-    command = [
-        "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "train.py", "--data_dir", str(data),
-        "--output_dir", str(output), "--preset", "small", "--num_frames", "4", "--image_size", "8", "--model_channels", "32",
-        "--channel_mult", "1", "1", "--attention_levels", "1", "--num_res_blocks", "1", "--batch_size", "2", "--max_steps", "3",
-        "--save_every", "3", "--num_workers", "0", "--log_every", "1", "--val_fraction", "0",
-    ]
+    command = two_process_train_arguments(data, output, 29517, 3)
     result = _run_script(*command, env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert [path.name for path in list_checkpoints(output)] == ["step_0000003"]

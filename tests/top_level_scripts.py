@@ -14,3 +14,13 @@ def load_script(filename: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def two_process_train_arguments(data_dir, output_dir, master_port: int, max_steps: int, *extra: str) -> list[str]:
+    """`python` arguments for a 2-process gloo torchrun of train.py on a 4-frame 8x8 toy UNet, saving at the end."""
+    return [
+        "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={master_port}", "train.py", "--data_dir", str(data_dir),
+        "--output_dir", str(output_dir), "--preset", "small", "--num_frames", "4", "--image_size", "8", "--model_channels", "32",
+        "--channel_mult", "1", "1", "--attention_levels", "1", "--num_res_blocks", "1", "--batch_size", "2", "--max_steps", str(max_steps),
+        "--save_every", str(max_steps), "--num_workers", "0", "--log_every", "1", "--val_fraction", "0", *extra,
+    ]
