@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text2sign.data.clip import CLIP_INFO_FIELDS, ClipInfo
+from text2sign.data.clip import CLIP_INFO_FIELDS, ClipInfo, fitted_side
 from text2sign.data.config import DataConfig
 from text2sign.data.pairing import ClipRecord
 from text2sign.json_io import read_json, write_json
@@ -157,7 +157,7 @@ class FrameCache:
         info = {name: self.clip_info[done, CLIP_INFO_FIELDS.index(name)] for name in ("timeline_length", "width", "height")}
         if done.any():
             short_frames = int(np.count_nonzero(info["timeline_length"] < config.num_frames))
-            sides = np.minimum(info["width"], info["height"]) if config.resize_mode == "crop" else np.maximum(info["width"], info["height"])
+            sides = fitted_side(info["width"], info["height"], config.resize_mode)
             small = int(np.count_nonzero(sides < config.image_size))
             if short_frames:
                 warnings.warn(f"{short_frames:,} of {int(done.sum()):,} cached clips have fewer than num_frames={config.num_frames} frames "

@@ -47,6 +47,12 @@ def load_clip(path: str | os.PathLike, config: DataConfig, rng: np.random.Genera
     return frames, info
 
 
+def fitted_side(width, height, resize_mode: str):
+    """The side that resizing maps onto image_size: the short one for "crop", the long one for "letterbox".
+    Works on ints and on numpy arrays of sizes alike."""
+    return np.minimum(width, height) if resize_mode == "crop" else np.maximum(width, height)
+
+
 def shortfall_messages(timeline_length: int, width: int, height: int, config: DataConfig) -> list[str]:
     """What a clip cannot supply: fewer frames than num_frames (the last is held to fill) or fewer pixels than
     image_size (it is upsampled). Said with the counts, so a preset that asks 32 frames of 16-frame clips is
@@ -57,8 +63,7 @@ def shortfall_messages(timeline_length: int, width: int, height: int, config: Da
             f"a clip has {timeline_length} frames but num_frames={config.num_frames}: its last frame is held for the other "
             f"{config.num_frames - timeline_length}; set num_frames <= {timeline_length} to train on real frames only"
         )
-    # crop mode maps the short side onto image_size, letterbox the long side
-    side = min(width, height) if config.resize_mode == "crop" else max(width, height)
+    side = int(fitted_side(width, height, config.resize_mode))
     if side < config.image_size:
         messages.append(
             f"a clip is {width}x{height} but image_size={config.image_size}: it is upsampled {config.image_size / side:.2g}x; "
