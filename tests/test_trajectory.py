@@ -16,6 +16,7 @@ from text2sign.evaluation.trajectory import (
     mean_training_trajectory,
     motion_ratio,
     nearest_caption_retrieval,
+    nearest_training_dtw_mje,
     random_training_recording,
     retrieval_ranks,
     score_split,
@@ -309,6 +310,22 @@ def test_score_split_reports_top5_only_with_more_than_five_recordings():
     scores = score_split({name: as_prediction(trajectory) for name, trajectory in real.items()}, real)
     assert scores.top5 == 1.0
     assert set(scores.to_json()) == {"dtw_mje", "motion_ratio", "top1", "top5", "detection_rate"}
+
+
+def test_nearest_training_distance_is_zero_for_a_replay_and_the_closest_offset_otherwise():
+    # Right hands all on the head; left hands held still at x 0.0 and 0.4 (training) and 0.1 (a prediction):
+    # frame cost = mean over the two hands = (|0.1 - 0.0| + 0) / 2 = 0.05 to the first, 0.15 to the second.
+    train = [trajectory_from_hands(left_x=[0.0, 0.0, 0.0]), trajectory_from_hands(left_x=[0.4, 0.4, 0.4])]
+    offset = trajectory_from_hands(left_x=[0.1, 0.1, 0.1])
+    assert nearest_training_dtw_mje(train[1], train) == 0.0
+    assert nearest_training_dtw_mje(offset, train) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="at least one"):
+        nearest_training_dtw_mje(offset, [])
+    real = {"a": trajectory_from_hands(left_x=[0.0, 0.2, 0.0]), "b": trajectory_from_hands(left_x=[0.3, 0.1, 0.3])}
+    scores = score_split({"a": as_prediction(train[1]), "b": as_prediction(offset)}, real, train=train)
+    assert scores.nearest_training_dtw_mje == pytest.approx((0.0 + 0.05) / 2)
+    assert scores.to_json()["nearest_training_dtw_mje"] == pytest.approx(0.025)
+    assert score_split({"a": as_prediction(train[1]), "b": as_prediction(offset)}, real).nearest_training_dtw_mje is None
 
 
 def test_score_split_refuses_mismatched_names():

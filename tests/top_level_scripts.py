@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def load_script(filename: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(Path(filename).stem + "_script", REPO / filename)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (the Boston experiment defines some)
     spec.loader.exec_module(module)
     return module
 

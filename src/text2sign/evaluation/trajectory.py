@@ -10,6 +10,9 @@ little off-centre is not punished for it, while arms that do not move are.
 - `motion_ratio`: total hand path length generated / real. 1 is right; near 0 is motion collapse (a model that
   draws the resting pose), which DTW-MJE alone can rate mildly because rest is where real signing starts and ends.
 - `retrieval_ranks`: does prediction i lie closer (by DTW-MJE) to real recording i than to the split's others?
+- `nearest_training_dtw_mje`: how far a prediction lies from the closest training recording. The field's known
+  failure is a generator that replays training material; the real test recordings' own distance (the
+  ground-truth row) says how far a genuine new performance lies, so a model far below it is replaying.
 - Baselines that need no model: the mean training trajectory, a random training recording, and the training
   recording whose gloss sentence is closest to the test caption.
 """
@@ -51,11 +54,15 @@ class TrajectoryScores:
     top5: float | None
     detection_rate: float  # fraction of (frame, joint) cells the extractor found; 1 for trajectories given directly
     num_clips: int
+    nearest_training_dtw_mje: float | None = None  # mean over clips of DTW-MJE to the closest training recording
 
     def to_json(self) -> dict[str, float | None]:
-        """The five numbers of docs/generalisation.json (num_clips is reported once per split, not per method)."""
+        """The five numbers of docs/generalisation.json (num_clips is reported once per split, not per method),
+        and nearest_training_dtw_mje where it was computed."""
         numbers = asdict(self)
         numbers.pop("num_clips")
+        if numbers["nearest_training_dtw_mje"] is None:
+            numbers.pop("nearest_training_dtw_mje")
         return numbers
 
 
@@ -256,12 +263,21 @@ def as_prediction(trajectory) -> Prediction:
     return Prediction(trajectory, np.ones(trajectory.shape[:2], dtype=bool))
 
 
-def score_split(predicted: Mapping[str, Prediction | tuple], real: Mapping[str, np.ndarray]) -> TrajectoryScores:
+def nearest_training_dtw_mje(trajectory, train_trajectories: Sequence[np.ndarray]) -> float:
+    """DTW-MJE from one (filled) trajectory to the training recording closest to it: 0 for a replayed recording."""
+    if len(train_trajectories) == 0:
+        raise ValueError("nearest_training_dtw_mje needs at least one training trajectory")
+    return min(dtw_mje(trajectory, reference) for reference in train_trajectories)
+
+
+def score_split(predicted: Mapping[str, Prediction | tuple], real: Mapping[str, np.ndarray],
+                train: Sequence[np.ndarray] | None = None) -> TrajectoryScores:
     """Score one method's predictions against the real recordings of one split (the same names in both).
 
     Missing joints are filled by `fill_missing`. dtw_mje is the mean over clips; motion_ratio is the ratio of
     summed path lengths (sum of generated / sum of real), so short or nearly still recordings cannot blow it up
     as a mean of per-clip ratios would; retrieval ranks prediction i against every real recording of the split.
+    With `train` (the training trajectories), nearest_training_dtw_mje is filled in too.
     """
     if set(predicted) != set(real):
         raise ValueError(f"predictions and real recordings must name the same clips; only predicted: "
@@ -282,4 +298,5 @@ def score_split(predicted: Mapping[str, Prediction | tuple], real: Mapping[str, 
         dtw_mje=float(np.mean(np.diagonal(distances))),
         motion_ratio=sum(hand_path_length(prediction) for prediction in filled) / real_motion,
         top1=top1, top5=top5, detection_rate=float(found.mean()), num_clips=len(names),
+        nearest_training_dtw_mje=None if train is None else float(np.mean([nearest_training_dtw_mje(prediction, train) for prediction in filled])),
     )
