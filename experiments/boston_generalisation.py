@@ -68,6 +68,10 @@ class SplitOutcome:
     predictions: dict[str, dict[str, Prediction]] = field(default_factory=dict)  # method -> name -> prediction
     scores: dict[str, TrajectoryScores] = field(default_factory=dict)  # method -> scores
 
+    def clip_errors(self, method: str) -> np.ndarray:
+        """(n,) DTW-MJE of each test recording under `method`, in `names` order: what the split's mean averages."""
+        return np.array([dtw_mje(fill_missing(*self.predictions[method][name]), self.real[name]) for name in self.names])
+
 
 def experiment_config(args, data_dir: Path) -> TrainConfig:
     """Sized for a 2-core CPU like isl_conditioning.py: a 3M-parameter UNet with attention at the 8x8 and 4x4
@@ -158,8 +162,10 @@ def results_json(outcomes: dict[str, SplitOutcome], setup: dict) -> dict:
     return {**results, "setup": setup}
 
 
-def bar_lines(split: str, scores: dict[str, TrajectoryScores]) -> list[str]:
-    """The issue's bar, checked on this split's numbers."""
+def bar_lines(split: str, outcome: SplitOutcome) -> list[str]:
+    """The issue's bar, checked on this split's numbers, and how many recordings the model wins (a mean can hide
+    a few large errors or a few large wins)."""
+    scores = outcome.scores
     model, retrieval = scores["model"], scores["retrieval"]
     beats_baselines = model.dtw_mje < scores["mean"].dtw_mje and model.dtw_mje < scores["random"].dtw_mje
     lines = [f"- DTW-MJE below the mean and random baselines: **{'yes' if beats_baselines else 'no'}** "
@@ -172,6 +178,9 @@ def bar_lines(split: str, scores: dict[str, TrajectoryScores]) -> list[str]:
     else:
         lines.append(f"- (aim) beats nearest-caption retrieval: **{'yes' if relative < 0 else 'no'}** "
                      f"(model {relative:+.1%} relative to retrieval)")
+    model_errors = outcome.clip_errors("model")
+    wins = ", ".join(f"{method} on {int((model_errors < outcome.clip_errors(method)).sum())}" for method in ("mean", "random", "retrieval"))
+    lines.append(f"- recording by recording, the model's DTW-MJE is lower than {wins} of the {len(outcome.names)}")
     return lines
 
 
@@ -215,7 +224,7 @@ def markdown(outcomes: dict[str, SplitOutcome], setup: dict, history: bool = Fal
             scores = outcome.scores[method]
             lines.append(f"| {method} | {scores.dtw_mje:.4f} | {scores.motion_ratio:.3f} | {_number(scores.top1)} | "
                          f"{_number(scores.top5)} | {scores.detection_rate:.3f} | {_number(scores.nearest_training_dtw_mje, 4)} |")
-        lines += ["", *bar_lines(split, outcome.scores), ""]
+        lines += ["", *bar_lines(split, outcome), ""]
     lines += ["## Picture", "", "![real vs generated](generalisation.png)", "",
               f"For the first {PICTURE_ITEMS} test recordings (by name) of each split: the hands relative to the head over the "
               "frames (x left, y right; left hand red, right hand blue as in the figure; thick = real, thin with dots = generated), then the real "
@@ -311,8 +320,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget (issue: at most 60)")
     parser.add_argument("--text_encoder", choices=["lstm", "hf"], default="hf", help="hf: the frozen offline MiniLM")
     parser.add_argument("--image_size", type=int, default=32)
-    # 12 frames: 0.96 s per step instead of 1.27 s at 16 (bf16), so 3600 steps fit the hour; the baselines are
-    # scored at the same frame count and move by under 3% between 12 and 16 (docs/generalisation_history.md).
+    # 12 frames: 3600 steps (0.96 s each in the loop, bf16) fit the hour; every method is scored at the same
+    # frame count, and the baselines move by under 5% between 12 and 16 (docs/generalisation_history.md).
     parser.add_argument("--num_frames", type=int, default=12)
     parser.add_argument("--train_tracks", type=Path, default=DEFAULT_TRACKS)
     parser.add_argument("--test_tracks", type=Path, help="default: held-out recordings of --train_tracks")
@@ -325,8 +334,9 @@ def main() -> int:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_steps", type=int, default=3600, help="cosine decay to 0 at this step; training stops here or at --minutes, "
                         "whichever comes first (3600 took 57.6 min on the 2-core development CPU); 0: constant LR until --minutes")
-    # bf16 autocast: 1.27 s instead of 1.98 s per step here (a Xeon with AMX, measured at 16 frames); on a CPU
-    # without bf16 units it is slower, pass --mixed_precision no there.
+    # bf16 autocast: the UNet's batch-8 forward+backward takes 1.38 s instead of 1.90 s at 16 frames and ~1.15 s
+    # instead of ~1.38 s at 12 here (a Xeon with AMX; benchmarks/unet_presets.py --presets tiny --batch_size 8
+    # --num_frames 12 --mixed_precision bf16). On a CPU without bf16 units it is slower: pass --mixed_precision no.
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="bf16")
     # x_0 prediction with a plain MSE learned the tiny preset's four clips in 300 steps where v-prediction with
     # min-SNR weighting needed over 600 (training/config.py); a CPU budget of a few hundred steps wants the former.

@@ -64,6 +64,7 @@ def test_experiment_trains_scores_and_writes_the_issue_json_then_rescores_the_sa
     assert (setup["lr_schedule"], setup["mixed_precision"], setup["batch_size"]) == ("cosine to 0 at step 2", "no", 2)
     page = (tmp_path / "docs" / "generalisation.md").read_text()
     assert "## seen_sentence (2 test recordings)" in page and "within 25% of nearest-caption retrieval" in page
+    assert page.count("recording by recording, the model's DTW-MJE is lower than mean on ") == 2  # one per split
     assert (tmp_path / "docs" / "generalisation.png").stat().st_size > 0
     assert "[generalisation_history.md](generalisation_history.md)" in page  # the hand-written record is linked, not overwritten
     assert (tmp_path / "docs" / "generalisation_history.md").read_text() == "# earlier runs, by hand\n"
