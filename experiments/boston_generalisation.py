@@ -31,7 +31,7 @@ from text2sign.data.render_tracks import FigureStyle, extract_trajectory, render
 from text2sign.data.tracks import load_recordings, normalised_trajectory, split_against, split_recordings
 from text2sign.evaluation.conditioning import generate_for_prompts
 from text2sign.evaluation.trajectory import (
-    Prediction, TrajectoryScores, as_prediction, dtw_mje, fill_missing, hands_relative_to_head, mean_training_trajectory,
+    Prediction, TrajectoryScores, as_prediction, fill_missing, hands_relative_to_head, mean_training_trajectory,
     nearest_caption_retrieval, random_training_recording, score_split,
 )
 from text2sign.json_io import read_json, write_json
@@ -70,7 +70,7 @@ class SplitOutcome:
 
     def clip_errors(self, method: str) -> np.ndarray:
         """(n,) DTW-MJE of each test recording under `method`, in `names` order: what the split's mean averages."""
-        return np.array([dtw_mje(fill_missing(*self.predictions[method][name]), self.real[name]) for name in self.names])
+        return np.array([self.scores[method].clip_errors[name] for name in self.names])
 
 
 def experiment_config(args, data_dir: Path) -> TrainConfig:
@@ -283,7 +283,7 @@ def write_picture(outcomes: dict[str, SplitOutcome], path: Path) -> None:
         for name in outcome.names[:PICTURE_ITEMS]:
             real_hands = hands_relative_to_head(outcome.real[name])  # (f, 2, 2)
             generated_hands = hands_relative_to_head(fill_missing(*outcome.predictions["model"][name]))  # (f, 2, 2)
-            error = dtw_mje(fill_missing(*outcome.predictions["model"][name]), outcome.real[name])
+            error = outcome.scores["model"].clip_errors[name]
             charts = []
             for axis, axis_name in enumerate(("x", "y")):
                 values = np.concatenate([real_hands[..., axis].ravel(), generated_hands[..., axis].ravel()])

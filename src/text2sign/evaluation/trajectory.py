@@ -19,12 +19,13 @@ little off-centre is not punished for it, while arms that do not move are.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from text2sign.data.tracks import HEAD_INDEX, JOINTS, NOSE_POSITION
+from text2sign.evaluation.results import EvaluationResult, in_json_when_set, not_in_json
 
 NUM_HANDS = 2  # JOINTS[:2] are the hands
 assert JOINTS[:NUM_HANDS] == ("left_hand", "right_hand") and HEAD_INDEX == NUM_HANDS
@@ -45,25 +46,18 @@ class Prediction(NamedTuple):
 
 
 @dataclass(frozen=True)
-class TrajectoryScores:
-    """One method on one split. top5 is None when the split has 5 or fewer recordings (it would be 1 trivially)."""
+class TrajectoryScores(EvaluationResult):
+    """One method on one split. top5 is None when the split has 5 or fewer recordings (it would be 1 trivially).
+    `to_json()` gives the five numbers of docs/generalisation.json, and nearest_training_dtw_mje where computed."""
 
     dtw_mje: float  # mean over clips of DTW-MJE(prediction i, real i), frame widths; lower is better
     motion_ratio: float  # summed hand path length of the predictions / of the real recordings; 1 is right
     top1: float  # fraction of predictions whose own real recording is the nearest by DTW-MJE
     top5: float | None
     detection_rate: float  # fraction of (frame, joint) cells the extractor found; 1 for trajectories given directly
-    num_clips: int
-    nearest_training_dtw_mje: float | None = None  # mean over clips of DTW-MJE to the closest training recording
-
-    def to_json(self) -> dict[str, float | None]:
-        """The five numbers of docs/generalisation.json (num_clips is reported once per split, not per method),
-        and nearest_training_dtw_mje where it was computed."""
-        numbers = asdict(self)
-        numbers.pop("num_clips")
-        if numbers["nearest_training_dtw_mje"] is None:
-            numbers.pop("nearest_training_dtw_mje")
-        return numbers
+    num_clips: int = field(metadata={"json": False})  # reported once per split, not per method
+    nearest_training_dtw_mje: float | None = in_json_when_set()  # mean over clips of DTW-MJE to the closest training recording
+    clip_errors: dict[str, float] | None = not_in_json()  # name -> that clip's DTW-MJE, what dtw_mje averages
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -295,7 +289,7 @@ def score_split(predicted: Mapping[str, Prediction | tuple], real: Mapping[str, 
     found = np.concatenate([np.asarray(predicted[name][1], dtype=bool).reshape(-1) for name in names])
     top1, top5 = (top_k_accuracy(ranks, k) for k in TOP_K)
     return TrajectoryScores(
-        dtw_mje=float(np.mean(np.diagonal(distances))),
+        dtw_mje=float(np.mean(np.diagonal(distances))), clip_errors=dict(zip(names, np.diagonal(distances).tolist())),
         motion_ratio=sum(hand_path_length(prediction) for prediction in filled) / real_motion,
         top1=top1, top5=top5, detection_rate=float(found.mean()), num_clips=len(names),
         nearest_training_dtw_mje=None if train is None else float(np.mean([nearest_training_dtw_mje(prediction, train) for prediction in filled])),
