@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
+import torch
 
 from text2sign.data.tracks import HEAD_INDEX, JOINTS, NOSE_POSITION
+from text2sign.evaluation.metrics import _ranks_of_targets
 from text2sign.evaluation.results import EvaluationResult, in_json_when_set, not_in_json
 
 NUM_HANDS = 2  # JOINTS[:2] are the hands
@@ -144,8 +146,8 @@ def retrieval_ranks(distances) -> np.ndarray:
     distances = np.asarray(distances, dtype=np.float64)
     if distances.ndim != 2 or distances.shape[0] != distances.shape[1] or distances.shape[0] < 2:
         raise ValueError(f"distances must be a square (n, n) matrix with n >= 2, got shape {distances.shape}")
-    own = np.diagonal(distances)[:, None]  # (n, 1)
-    return (distances <= own).sum(axis=1)  # (n,)
+    # The ranking rule (pessimistic ties) is metrics.py's, shared so the two retrieval scores cannot drift apart.
+    return _ranks_of_targets(torch.from_numpy(distances), torch.arange(distances.shape[0])).numpy()  # (n,)
 
 
 def top_k_accuracy(ranks: np.ndarray, k: int) -> float | None:
