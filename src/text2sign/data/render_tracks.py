@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from text2sign.cli import run_with_one_line_errors
-from text2sign.data.tracks import JOINTS, NOSE_POSITION, SCALE, SPLITS, load_recordings, normalised_trajectory, split_recordings
+from text2sign.data.tracks import JOINTS, NOSE_POSITION, SCALE, SPLITS, check_trajectory, load_recordings, normalised_trajectory, split_recordings
 from text2sign.json_io import write_json
 from text2sign.video_io import write_gif
 
@@ -166,15 +166,6 @@ class FigureStyle:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _check_trajectory(trajectory) -> np.ndarray:
-    trajectory = np.asarray(trajectory, dtype=np.float64)
-    if trajectory.ndim != 3 or trajectory.shape[1:] != (len(JOINTS), 2):
-        raise ValueError(f"trajectory must be (frames, 3, 2) with joints {JOINTS}, got shape {trajectory.shape}")
-    if not np.isfinite(trajectory).all():
-        raise ValueError("trajectory has non-finite positions: a figure needs every joint in every frame")
-    return trajectory
-
-
 def _check_image_size(image_size: int) -> None:
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE} pixels for the figure to be drawn, got {image_size}")
@@ -211,7 +202,7 @@ def render_frame(positions: np.ndarray, image_size: int, style: FigureStyle = Fi
 
 def render_trajectory(trajectory: np.ndarray, image_size: int, style: FigureStyle = FigureStyle()) -> np.ndarray:
     """(f, 3, 2) frame widths -> (f, image_size, image_size, 3) uint8."""
-    trajectory = _check_trajectory(trajectory)
+    trajectory = check_trajectory(trajectory)
     _check_image_size(image_size)
     return np.stack([render_frame(positions, image_size, style) for positions in trajectory])  # (f, h, w, 3)
 

@@ -169,6 +169,16 @@ def load_recordings(tracks_dir: str | Path) -> list[Recording]:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def check_trajectory(trajectory, name: str = "trajectory") -> np.ndarray:
+    """float64 (f, 3, 2) with f >= 1 and finite values, or a ValueError saying what is wrong."""
+    array = np.asarray(trajectory, dtype=np.float64)
+    if array.ndim != 3 or array.shape[1:] != (len(JOINTS), 2) or array.shape[0] < 1:
+        raise ValueError(f"{name} must be (frames, 3, 2) with joints {JOINTS} and (x, y) per joint, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has non-finite positions; NaN marks a joint the extractor did not find: run fill_missing on extracted trajectories first")
+    return array
+
+
 def resample_uniformly(positions: np.ndarray, num_frames: int) -> np.ndarray:
     """(n, ...) -> (num_frames, ...): linear interpolation at num_frames evenly spaced times from the first
     frame to the last, so both endpoints are kept and the whole recording is covered."""

@@ -25,7 +25,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from text2sign.data.tracks import HEAD_INDEX, JOINTS, NOSE_POSITION
+from text2sign.data.tracks import HEAD_INDEX, JOINTS, NOSE_POSITION, check_trajectory
 from text2sign.evaluation.metrics import _ranks_of_targets
 from text2sign.evaluation.results import EvaluationResult, in_json_when_set, not_in_json
 
@@ -65,16 +65,6 @@ class TrajectoryScores(EvaluationResult):
 # --------------------------------------------------------------------------------------------------------------
 # Checks and the hands-relative-to-head view
 # --------------------------------------------------------------------------------------------------------------
-
-
-def check_trajectory(trajectory, name: str = "trajectory") -> np.ndarray:
-    """float64 (f, 3, 2) with f >= 1 and finite values, or a ValueError saying what is wrong."""
-    array = np.asarray(trajectory, dtype=np.float64)
-    if array.ndim != 3 or array.shape[1:] != (len(JOINTS), 2) or array.shape[0] < 1:
-        raise ValueError(f"{name} must be (frames, 3, 2) with joints {JOINTS} and (x, y) per joint, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} has non-finite positions; run fill_missing on extracted trajectories first")
-    return array
 
 
 def hands_relative_to_head(trajectory) -> np.ndarray:
