@@ -1,4 +1,5 @@
-"""The one JSON writer and the one reader for every file the project writes: configs, summaries, reports.
+"""The one JSON writer and the one reader for every file the project writes: configs, summaries, reports
+(and the atomic text writer under the JSON one, which model cards use too).
 
 The writer goes through a temporary file, fsyncs it and renames it over the target, so a kill (or a full disk)
 mid-write leaves the old file or the new one, never half of one. Output is UTF-8 (captions stay readable, not
@@ -18,9 +19,14 @@ def write_json(path: str | os.PathLike, payload: Any, *, allow_nan: bool = True)
 
     allow_nan=False refuses inf/nan (which Python writes as the non-standard Infinity/NaN) with a ValueError.
     """
+    text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=allow_nan) + "\n"  # before opening: a bad payload leaves no temp file
+    return write_text_atomically(path, text)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 `text` to `path` through a temp file, fsync and rename; creates missing parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=allow_nan) + "\n"  # before opening: a bad payload leaves no temp file
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(text)

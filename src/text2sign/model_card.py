@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml  # PyYAML, a dependency of transformers: quotes any caption or path safely
 
+from text2sign.json_io import write_text_atomically
+
 MODEL_CARD_NAME = "README.md"
 # evaluate.py replaces what lies between these (HTML comments: invisible on the Hub and on GitHub).
 EVALUATION_START = "<!-- text2sign:evaluation:start -->"
@@ -117,7 +119,7 @@ class TrainingSummary:
 
 def write_model_card(directory: str | os.PathLike, pipeline, training: TrainingSummary | None = None) -> Path:
     """Write `directory/README.md` for `pipeline` (a TextToSignPipeline), its evaluation section still empty."""
-    return _write_text(Path(directory) / MODEL_CARD_NAME, render_model_card(pipeline, training))
+    return write_text_atomically(Path(directory) / MODEL_CARD_NAME, render_model_card(pipeline, training))
 
 
 def render_model_card(pipeline, training: TrainingSummary | None = None) -> str:
@@ -156,7 +158,7 @@ def write_evaluation(directory: str | os.PathLike, pipeline, section: str) -> Pa
         text = text[:start] + block + text[end + len(EVALUATION_END):]
     else:
         text = text.rstrip("\n") + f"\n\n## Evaluation\n\n{block}\n"
-    return _write_text(path, text)
+    return write_text_atomically(path, text)
 
 
 def evaluation_section(result, command: str, report_directory: str | os.PathLike) -> str:
@@ -284,15 +286,3 @@ def _is_hub_id(path: str) -> bool:
 
 def _table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Temp file, fsync, rename: a kill mid-write leaves the old card or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    return path
