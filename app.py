@@ -43,13 +43,13 @@ def main(argv=None) -> int:
 
         from text2sign.demo import PAGE_CSS, SignDemo, build_page, example_prompts
 
+        if importlib.util.find_spec("gradio") is None:  # before the checkpoint loads: no wait for this message
+            raise ValueError("the web demo needs gradio: pip install -e .[demo]")
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         demo = SignDemo(args.checkpoint, device=device)  # a bad --checkpoint stops here, before the server starts
         # SIGTERM (kill, a service manager) shuts down like Ctrl-C: gradio closes the server and the finally below runs.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            if importlib.util.find_spec("gradio") is None:
-                raise ValueError("the web demo needs gradio: pip install -e .[demo]")
             print(f"app.py: serving {demo.pipeline_dir} on http://{args.host}:{args.port}", flush=True)
             build_page(demo, example_prompts(CAPTIONS_DIR)).launch(server_name=args.host, server_port=args.port, share=False, css=PAGE_CSS)
         finally:

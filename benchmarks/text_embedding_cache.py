@@ -29,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the tiny T5 fixture
 
+from text2sign.data.pairing import read_caption  # noqa: E402
 from text2sign.models.objective import DenoisingObjective  # noqa: E402
 from text2sign.models.pipeline import build_pipeline  # noqa: E402
 from text2sign.models.text_cache import TextEmbeddingCache  # noqa: E402
@@ -36,7 +37,7 @@ from text2sign.training.config import config_from_preset  # noqa: E402
 
 
 def bundled_captions() -> list[str]:
-    return [path.read_text(encoding="utf-8").strip() for path in sorted((REPO / "training_data").glob("*.txt"))]
+    return [read_caption(str(path)) for path in sorted((REPO / "training_data").glob("*.txt"))]
 
 
 def encoders(scratch: Path) -> dict[str, tuple[str, str]]:

@@ -127,11 +127,26 @@ def test_app_exits_with_one_line_on_a_bad_checkpoint(tmp_path, capsys):
     assert error.startswith("app.py: error: checkpoint") and "no_such_run does not exist" in error and error.count("\n") == 1
 
 
+def test_app_without_gradio_says_so_before_loading_any_checkpoint(tmp_path, capsys, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "gradio" else find_spec(name, *rest))
+    assert load_script("app.py").main(["--checkpoint", str(tmp_path / "no_such_run")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("app.py: error:") and "needs gradio" in error and "no_such_run" not in error
+
+
 def test_example_prompts_are_hello_and_the_bundled_captions():
     captions = [path.read_text(encoding="utf-8").strip() for path in sorted((REPO / "training_data").glob("*.txt"))]
     assert len(captions) == 4
     assert example_prompts(REPO / "training_data") == ["Hello", *captions]
     assert example_prompts(None) == ["Hello"]
+
+
+def test_example_prompts_skip_captions_the_dataset_would_skip(tmp_path):
+    (tmp_path / "a.txt").write_bytes("\ufeff  a caption \n".encode("utf-8"))
+    (tmp_path / "b.txt").write_text("   ")
+    (tmp_path / "c.txt").write_bytes(b"\xff\xfe not utf-8 \x80")
+    assert example_prompts(tmp_path) == ["Hello", "a caption"]
 
 
 # ---- the page's function, as gradio calls it --------------------------------------------------------------------

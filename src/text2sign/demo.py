@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from text2sign.data.pairing import read_caption
+from text2sign.data.skips import UnreadableFileError
 from text2sign.models.pipeline import TextToSignPipeline
 from text2sign.models.scheduler import SCHEDULERS
 from text2sign.training.checkpoint import CHECKPOINT_LOAD_ERRORS, pipeline_directory, resolve_checkpoint
@@ -59,8 +61,11 @@ def example_prompts(captions_dir: str | Path | None) -> list[str]:
     prompts = [ALWAYS_SHOWN_PROMPT]
     if captions_dir is not None and Path(captions_dir).is_dir():
         for path in sorted(Path(captions_dir).glob("*.txt")):
-            caption = path.read_text(encoding="utf-8-sig").strip()
-            if caption and caption not in prompts:
+            try:
+                caption = read_caption(str(path))  # the dataset's reader: byte-order mark and whitespace stripped
+            except UnreadableFileError:  # empty or not UTF-8: the dataset skips it, so it is no example either
+                continue
+            if caption not in prompts:
                 prompts.append(caption)
     return prompts
 
