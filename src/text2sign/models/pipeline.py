@@ -119,12 +119,11 @@ class TextToSignPipeline(nn.Module):
         sampler.set_timesteps(num_inference_steps)
         with evaluation_weights(self, use_ema):  # eval mode and EMA weights, both restored even on an error
             batch = len(prompts)
-            conditional = self.encode_text(prompts)  # (b, n, d), (b, n)
+            text = self.encode_text(prompts)  # (b, n, d), (b, n)
             guided = guidance_scale != 1.0
-            if guided:
-                text = self.encode_text(prompts + prompts, drop=torch.arange(2 * batch) >= batch)  # (2b, n, d): cond rows, then null rows
-            else:
-                text = conditional
+            if guided:  # the same rows twice, the second copy as the null embedding: one encoder pass, not two
+                doubled = TextEncoding(states=text.states.repeat(2, 1, 1), mask=text.mask.repeat(2, 1))  # (2b, n, d), (2b, n)
+                text = self.text_encoder.with_null(doubled, torch.arange(2 * batch) >= batch)  # cond rows, then null rows
             shape = (batch, self.unet.config.in_channels, num_frames, height, width)
             if latents is not None and tuple(latents.shape) != shape:
                 raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
