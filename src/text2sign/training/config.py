@@ -253,20 +253,21 @@ def with_architecture_of(config: TrainConfig, pipeline: TextToSignPipeline, flag
     the checkpoint. Without `flags` (the Python API) every architecture setting of `config` must agree.
     `unet.text_dim=None` means "the text encoder's width" and agrees with any.
     """
-    built = {"unet": pipeline.unet.config, "text_encoder": pipeline.text_encoder.config, "scheduler": pipeline.scheduler.config, "pipeline": pipeline.config}
-    values = {f"{section}.{inner.name}": getattr(section_config, inner.name) for section, section_config in built.items() for inner in dataclasses.fields(section_config)}
-    values.update({"data.num_frames": pipeline.config.num_frames, "data.image_size": pipeline.config.image_size})
-    for name, value in values.items():
-        if name in DERIVED_FIELDS or (flags is not None and name not in flags):
+    data = dataclasses.replace(config.data, num_frames=pipeline.config.num_frames, image_size=pipeline.config.image_size)
+    architecture = dataclasses.replace(config, data=data, unet=pipeline.unet.config, text_encoder=pipeline.text_encoder.config,
+                                       scheduler=pipeline.scheduler.config, pipeline=pipeline.config)
+    # The settings checked are FIXED_ON_RESUME's (the list MAY_CHANGE_ON_RESUME is the complement of), read back
+    # from `architecture`: one list says what a checkpoint fixes.
+    for name in setting_names():
+        if not is_fixed_on_resume(name) or name in DERIVED_FIELDS or (flags is not None and name not in flags):
             continue
-        ours = get_setting(config, name)
+        ours, value = get_setting(config, name), get_setting(architecture, name)
         if ours == value or (name == "unet.text_dim" and ours is None):
             continue
         if flags is not None:
             raise ValueError(f"{flags[name]} {_as_flag_value(ours)} contradicts the checkpoint's {name}={value!r}: resume without it or start a new --output_dir")
         raise ValueError(f"{name}={ours!r} contradicts the checkpoint's {name}={value!r}: set it to the checkpoint's value or train into a new output_dir")
-    data = dataclasses.replace(config.data, num_frames=pipeline.config.num_frames, image_size=pipeline.config.image_size)
-    return dataclasses.replace(config, data=data, **built)
+    return architecture
 
 
 def _as_flag_value(value: Any) -> str:
