@@ -129,7 +129,7 @@ def evaluate(args: argparse.Namespace):
         seed=args.seed, fvd_metric=fvd_metric,
     )
     result = dataclasses.replace(result, checkpoint=str(checkpoint), split=split, data_dir=str(args.data_dir))
-    files = write_report(result, args.output_dir, result.videos.real, result.videos.generated, result.prompts)
+    files = write_report(result, args.output_dir)
     # The checkpoint's model card gets the headline numbers; a later evaluation replaces them.
     write_evaluation(pipeline_directory(checkpoint), pipeline, evaluation_section(result, reproduce_command(args, checkpoint), args.output_dir))
     return result, files

@@ -137,7 +137,7 @@ def main() -> int:
         "text_encoder": args.text_encoder, "training_minutes": round(trained_seconds / 60, 2), "wall_minutes": round((time.time() - started) / 60, 2),
         "checkpoint": str(final), "command": " ".join(sys.argv), "config": config.to_dict(),
     })
-    write_report(evaluation, args.output_dir / "report", evaluation.videos.real, evaluation.videos.generated, evaluation.prompts)
+    write_report(evaluation, args.output_dir / "report")
     print(json.dumps(summary_row(int(final.name.split("_")[1]), trained_seconds / 60, 0.0, evaluation)), flush=True)
     return 0
 

@@ -361,7 +361,7 @@ def test_evaluate_conditioning_rejects_prompts_without_one_clip_each(prompts, me
 def test_report_writes_standard_json_markdown_with_chance_levels_and_the_comparison_picture(evaluation, tmp_path):
     result, videos = evaluation
     result = dataclasses.replace(result, loss_gap=dataclasses.replace(result.loss_gap, relative_gap=math.inf))  # must survive as a string, not Infinity
-    files = write_report(result, tmp_path, result.videos.real, result.videos.generated, result.prompts)
+    files = write_report(result, tmp_path)
 
     def refuse(constant):
         raise AssertionError(f"non-standard JSON constant {constant}")
@@ -385,5 +385,5 @@ def test_report_writes_standard_json_markdown_with_chance_levels_and_the_compari
 
 def test_evaluation_json_keeps_the_keys_it_had_before_results_were_typed(evaluation, tmp_path):
     result, _ = evaluation
-    files = write_report(result, tmp_path, result.videos.real, result.videos.generated, result.prompts)
+    files = write_report(result, tmp_path)
     assert key_paths(json.loads(files.json.read_text())) == REFERENCE_KEYS["evaluate_conditioning_12x12_fvd"]

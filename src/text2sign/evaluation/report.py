@@ -31,14 +31,14 @@ class ReportFiles:
     picture: Path  # comparison.png
 
 
-def write_report(result: ConditioningEvaluation, directory: str | Path, real_videos: torch.Tensor,
-                 generated_videos: Mapping[str, torch.Tensor], prompts: Sequence[str]) -> ReportFiles:
+def write_report(result: ConditioningEvaluation, directory: str | Path) -> ReportFiles:
     """Write evaluation.json, evaluation.md and comparison.png into `directory`; returns their paths.
 
-    result: evaluate_conditioning's (its videos stay out of the JSON). real_videos: (n, c, f, h, w) in [-1, 1]
-    or uint8 (n, f, h, w, c), e.g. result.videos.real; generated_videos: {label, e.g. guidance scale: videos of
-    the same shape}, video i generated from prompts[i], whose real clip is real_videos[i].
+    result: evaluate_conditioning's. Its videos stay out of the JSON and make the picture: result.videos.real
+    (n, c, f, h, w) and result.videos.generated {label, e.g. guidance scale: videos of the same shape}, video i
+    generated from result.prompts[i], whose real clip is real[i].
     """
+    real_videos, generated_videos, prompts = result.videos.real, result.videos.generated, result.prompts
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "evaluation.json"
