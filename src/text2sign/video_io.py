@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from text2sign.data import gif  # the GIF block constants and sub-block walker the reader uses
+
 FORMATS = ("gif", "mp4", "frames", "grid")
 
 
@@ -41,25 +43,22 @@ def write_gif(path: str | Path, frames, fps: float = 8.0) -> Path:
     height, width = frames.shape[1:3]
     delay_centiseconds = max(1, round(100 / fps))
     output = [b"GIF89a", struct.pack("<HHBBB", width, height, 0, 0, 0), b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"]
-    for frame in frames:
+    for frame_index, frame in enumerate(frames):
         buffer = io.BytesIO()
         Image.fromarray(frame).save(buffer, format="GIF")
         data = buffer.getvalue()
         screen_packed = data[10]
         assert screen_packed & 0x80, "Pillow writes a single frame's palette as a global colour table"
-        position = 13 + (3 << ((screen_packed & 0x07) + 1))
-        palette = data[13:position]
-        while data[position] == 0x21:  # extensions before the image (e.g. a comment): skip them
-            position += 2
-            while data[position] != 0:
-                position += 1 + data[position]
-            position += 1
-        assert data[position] == 0x2C and data[-1] == 0x3B, "expected one image block and the trailer"
+        position = gif.HEADER_BYTES + (3 << ((screen_packed & 0x07) + 1))
+        palette = data[gif.HEADER_BYTES:position]
+        while data[position] == gif.EXTENSION_INTRODUCER:  # extensions before the image (e.g. a comment): skip them
+            position = gif._skip_sub_blocks(data, position + 2, str(path), frame_index)
+        assert data[position] == gif.IMAGE_SEPARATOR and data[-1] == gif.TRAILER, "expected one image block and the trailer"
         descriptor = bytearray(data[position + 1 : position + 10])
         descriptor[8] = 0x80 | (descriptor[8] & 0x40) | (screen_packed & 0x07)  # local table of the global's size
-        graphic_control = b"!\xf9\x04\x04" + struct.pack("<H", delay_centiseconds) + b"\x00\x00"  # disposal: keep
-        output += [graphic_control, b",", bytes(descriptor), palette, data[position + 10 : -1]]
-    output.append(b";")
+        graphic_control = bytes([gif.EXTENSION_INTRODUCER, gif.GRAPHIC_CONTROL_LABEL, 4, 4]) + struct.pack("<H", delay_centiseconds) + b"\x00\x00"  # disposal: keep
+        output += [graphic_control, bytes([gif.IMAGE_SEPARATOR]), bytes(descriptor), palette, data[position + 10 : -1]]
+    output.append(bytes([gif.TRAILER]))
     Path(path).write_bytes(b"".join(output))
     return Path(path)
 
