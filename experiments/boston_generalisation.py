@@ -122,13 +122,14 @@ def generate_videos(pipeline, captions: list[str], args) -> np.ndarray:
     return videos_to_uint8(videos[:, 0]).numpy()  # (n, f, h, w, 3)
 
 
-def score_test_split(names, test_by_name, train_by_name, train_names, generated, args) -> SplitOutcome:
-    """Every method's predictions for one split's test recordings, and their scores."""
+def score_test_split(names, test_by_name, train_by_name, train_trajectories, generated, args) -> SplitOutcome:
+    """Every method's predictions for one split's test recordings, and their scores. train_trajectories: name ->
+    normalised (f, 3, 2) trajectory of every training recording, computed once for both splits."""
     real = {name: normalised_trajectory(test_by_name[name], args.num_frames) for name in names}
     outcome = SplitOutcome(names=names, captions={name: test_by_name[name].sentence for name in names}, real=real,
                            real_videos={name: render_trajectory(real[name], args.image_size) for name in names},
                            generated_videos=dict(zip(names, generated)))
-    train_trajectories = {name: normalised_trajectory(train_by_name[name], args.num_frames) for name in train_names}
+    train_names = list(train_trajectories)
     mean = mean_training_trajectory(list(train_trajectories.values()))
     random_picks = random_training_recording(train_names, names, seed=args.seed)
     train_captions = {name: train_by_name[name].sentence for name in train_names}
@@ -364,7 +365,8 @@ def main() -> int:
     # ---- train (or take an existing run)
     if args.skip_training is None:
         clips_dir = args.output_dir / "train_clips"
-        render_folder(args.train_tracks, clips_dir, image_size=args.image_size, num_frames=args.num_frames, names=split["train"])
+        render_folder(args.train_tracks, clips_dir, image_size=args.image_size, num_frames=args.num_frames, names=split["train"],
+                      recordings=train_recordings)
         print(f"rendered {len(split['train'])} training clips into {clips_dir} ({time.time() - started:.0f} s)", flush=True)
         training_started = time.time()
         result = train(experiment_config(args, clips_dir))
@@ -381,6 +383,7 @@ def main() -> int:
 
     # ---- generate and score, split by split
     outcomes, generation_seconds, generated_count = {}, 0.0, 0
+    train_trajectories = {name: normalised_trajectory(train_by_name[name], args.num_frames) for name in split["train"]}
     for split_name in TEST_SPLITS:
         names = split[split_name]
         if len(names) < 2:
@@ -391,7 +394,7 @@ def main() -> int:
         generation_seconds += time.time() - generation_started
         generated_count += len(names)
         scoring_started = time.time()
-        outcomes[split_name] = score_test_split(names, test_by_name, train_by_name, split["train"], generated, args)
+        outcomes[split_name] = score_test_split(names, test_by_name, train_by_name, train_trajectories, generated, args)
         print(f"{split_name}: generated {len(names)} clips in {time.time() - generation_started:.0f} s, scored in "
               f"{time.time() - scoring_started:.0f} s", flush=True)
         for method in METHODS:

@@ -45,7 +45,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from text2sign.cli import run_with_one_line_errors
-from text2sign.data.tracks import JOINTS, NOSE_POSITION, SCALE, SPLITS, check_trajectory, load_recordings, normalised_trajectory, split_recordings
+from text2sign.data.tracks import (
+    JOINTS, NOSE_POSITION, SCALE, SPLITS, Recording, check_trajectory, load_recordings, normalised_trajectory, split_recordings,
+)
 from text2sign.json_io import write_json
 from text2sign.video_io import write_gif
 
@@ -281,24 +283,28 @@ def render_folder(
     names: Sequence[str] | None = None,
     style: FigureStyle = FigureStyle(),
     signer_colours: bool = False,
+    recordings: Sequence[Recording] | None = None,
 ) -> list[str]:
     """Render recordings (all, or `names`) to out_dir as NAME.gif + NAME.txt, plus trajectories.npz and
     recordings.json; returns the names written. With signer_colours, signers (in sorted order of all the
-    folder's speakers) get SIGNER_PALETTE's torso and arm colours in turn."""
+    folder's speakers) get SIGNER_PALETTE's torso and arm colours in turn. `recordings`: the folder's, when the
+    caller has already loaded them (load_recordings(tracks_dir)), so the CSVs are not parsed twice."""
     _check_image_size(image_size)
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-    recordings = load_recordings(tracks_dir)
+    recordings = load_recordings(tracks_dir) if recordings is None else list(recordings)
     speakers = sorted({recording.speaker for recording in recordings})
     if names is not None:
-        unknown = sorted(set(names) - {recording.name for recording in recordings})
+        wanted = set(names)
+        unknown = sorted(wanted - {recording.name for recording in recordings})
         if unknown:
             raise ValueError(f"{len(unknown)} names are not recordings of {tracks_dir}: {unknown[:5]}")
-        recordings = [recording for recording in recordings if recording.name in set(names)]
+        recordings = [recording for recording in recordings if recording.name in wanted]
     out_dir = Path(out_dir)
     # The dataset pairs every NAME.gif in the folder: GIFs left by an earlier render (another split) would
     # join these recordings unnoticed, with no trajectory in trajectories.npz.
-    strangers = sorted(path.stem for path in out_dir.glob("*.gif") if path.stem not in {recording.name for recording in recordings})
+    rendering = {recording.name for recording in recordings}
+    strangers = sorted(path.stem for path in out_dir.glob("*.gif") if path.stem not in rendering)
     if strangers:
         raise ValueError(f"{out_dir} already holds {len(strangers)} other GIFs ({', '.join(strangers[:3])}): render into an empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -361,8 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.measure_floor:
             print(json.dumps(measure_floor(args.tracks_dir, args.image_size, args.num_frames), indent=1))
             return 0
-        names = split_recordings(load_recordings(args.tracks_dir))[args.split] if args.split else None
-        written = render_folder(args.tracks_dir, args.out_dir, args.image_size, args.num_frames, names, signer_colours=args.signer_colours)
+        recordings = load_recordings(args.tracks_dir)
+        names = split_recordings(recordings)[args.split] if args.split else None
+        written = render_folder(args.tracks_dir, args.out_dir, args.image_size, args.num_frames, names, signer_colours=args.signer_colours,
+                                recordings=recordings)
         print(f"wrote {len(written)} recordings to {args.out_dir}")
         return 0
 
