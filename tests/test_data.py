@@ -17,7 +17,7 @@ from text2sign.data.clip import load_clip
 from text2sign.data.frames import select_positions
 from text2sign.data.gif import decode_gif_frames, parse_gif_layout
 from text2sign.data.pairing import pair_folder
-from text2sign.data.split import assign_splits, hash_fraction
+from text2sign.data.split import assign_splits, captions_only_in_validation, hash_fraction
 
 BIG = 10**9  # max_frame_pixels that no test fixture reaches
 HELLO_FRACTION = 0.6398514474291433  # blake2b-64 of "isl_raw/isl_hello" / 2^64, computed once
@@ -470,3 +470,8 @@ def test_a_clip_with_enough_frames_and_pixels_loads_without_a_warning(tmp_path, 
     write_pair(tmp_path, "ample", numbered_gif(8, 16, 16))
     SignVideoDataset(DataConfig(str(tmp_path), num_frames=8, image_size=16, verbose=False))[0]
     assert not [warning for warning in recwarn if "num_frames" in str(warning.message) or "image_size" in str(warning.message)]
+
+
+def test_captions_only_in_validation_are_the_distinct_ones_no_training_clip_has():
+    assert captions_only_in_validation(["a", "b", "a"], ["b", "c", "d", "c"]) == ["c", "d"]
+    assert captions_only_in_validation(["a"], []) == []

@@ -277,6 +277,18 @@ def test_validation_clips_are_held_out_from_training(tmp_path):
     assert any("val_loss" in row for row in metrics(output))
 
 
+def test_validation_captions_no_training_clip_has_are_named_in_a_warning(tmp_path, capsys):
+    # One clip per caption (the ISL phrases): a held-out clip is a caption the model never trains on.
+    data = make_clips(tmp_path / "data", count=40)
+    for index, caption_file in enumerate(sorted(data.glob("*.txt"))):
+        caption_file.write_text(f"phrase number {index}\n")
+    train(tiny_config(data, tmp_path / "one_per_caption", max_steps=1, val_fraction=0.2))
+    assert "validation captions are in no training clip" in capsys.readouterr().out
+    # Captions shared by several clips (6 captions over 40 clips): every held-out caption is also trained on.
+    train(tiny_config(make_clips(tmp_path / "shared_captions", count=40), tmp_path / "shared", max_steps=1, val_fraction=0.2))
+    assert "in no training clip" not in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- resume: the checkpoint fixes the architecture
 
 def test_resume_with_a_contradicting_architecture_flag_exits_with_one_line_naming_it(tmp_path):

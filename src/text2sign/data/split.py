@@ -62,6 +62,17 @@ def assign_splits(names: Sequence[str], val_fraction: float, group_pattern: str 
     return sides
 
 
+def captions_only_in_validation(train_captions: Sequence[str], val_captions: Sequence[str]) -> list[str]:
+    """The distinct validation captions that no training clip has, in first-seen order.
+
+    On How2Sign every sentence is new, and validation measures generalisation. On a dataset of one clip per
+    caption (ISL phrases, a memorisation check) each such caption is one the model never trains on, and the
+    checkpoint with the lowest validation loss is the one that memorised least: train.py warns with these.
+    """
+    seen = set(train_captions)
+    return [caption for caption in dict.fromkeys(val_captions) if caption not in seen]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The split a training run used, recorded beside its checkpoints
 # --------------------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class TrainConfig:
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     optim: OptimizationConfig = field(default_factory=OptimizationConfig)
-    preset: str = "standard"  # the preset the settings started from: one of tiny, small, standard, large; flags override it by name
+    preset: str = "standard"  # the preset the settings started from: one of PRESETS (tiny, isl, small, standard, large); flags override it by name
     output_dir: str = "checkpoints"  # checkpoints, samples, metrics.jsonl and split.json go here
     num_workers: int = 2  # DataLoader worker processes
     # A frozen pretrained text encoder (clip/t5/hf, no fine-tuned layers) encodes each distinct training caption once,
@@ -218,6 +218,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim.learning_rate": 5e-4, "optim.lr_schedule": "constant", "optim.warmup_steps": 20, "optim.ema_max_decay": 0.99,
         "optim.max_steps": 300, "save_every": 300, "sample_every": 300, "sample_steps": 20, "guidance_scale": 2.0,
         "log_every": 50, "keep_last": 1,
+    },
+    # isl is the conditioning experiment's recipe (experiments/isl_conditioning.py, docs/conditioning.md) and the
+    # release check's (benchmarks/conditioning_regression.py): a dataset of one clip per caption, learned by heart
+    # on a CPU. The tiny UNet at 32x32x8 with v-prediction and min-SNR-5 (the defaults), batch 8, a constant 4e-4.
+    # Nothing is held out (val_fraction 0): with one clip per caption a held-out clip is a caption the model never
+    # trains on, and the best checkpoint by its loss is the one that memorised least. No worker processes: on a
+    # 2-core CPU they take the cores the step needs. Samples are rare: one costs ~40 steps' time here.
+    "isl": {
+        "unet.model_channels": 32, "unet.channel_mult": (1, 2, 2, 2), "unet.num_res_blocks": 1, "unet.attention_levels": (2, 3),
+        "unet.attention_head_dim": 32, "data.image_size": 32, "data.num_frames": 8, "data.frame_sampling": "uniform",
+        "data.val_fraction": 0.0, "optim.batch_size": 8, "optim.learning_rate": 4e-4, "optim.warmup_steps": 100,
+        "optim.lr_schedule": "constant", "optim.ema_max_decay": 0.995, "num_workers": 0, "log_every": 50,
+        "save_every": 500, "sample_every": 2000, "keep_last": 2,
     },
     # small is the smoke-test size: a short warm-up and frequent saves/samples suit its minutes-long runs.
     "small": {

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from text2sign.data.dataset import SignVideoDataset, collate_batch
-from text2sign.data.split import SplitRecord, assign_splits, write_split_record
+from text2sign.data.split import SplitRecord, assign_splits, captions_only_in_validation, write_split_record
 from text2sign.model_card import TrainingSummary
 from text2sign.models.ema import ExponentialMovingAverage
 from text2sign.models.objective import DenoisingObjective
@@ -178,6 +178,11 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
         noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
     logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
+    untrained = captions_only_in_validation(train_set.captions, val_set.captions) if has_validation else []
+    if untrained:
+        logger.warn(f"{len(untrained)} of the {len(set(val_set.captions))} validation captions are in no training clip (e.g. {untrained[0]!r}): the "
+                    f"model never learns them, and the checkpoint inference.py takes by default (the best, lowest {validation_name}) is the one "
+                    "that fits them best, not the one that memorised most. With one clip per caption, train on all of them: --data.val_fraction 0 (--preset isl)")
     if is_main:
         logger.info(f"{pipeline.unet.num_parameters() / 1e6:.1f}M UNet parameters, {sum(p.numel() for p in trainable) / 1e6:.1f}M trainable in all; "
                     f"{len(train_set)} training clips, {len(val_set)} for {validation_name}, {steps_per_epoch} steps/epoch, {total_steps} steps" + (f"; resumed from {resume_from}" if resume_from else ""))
