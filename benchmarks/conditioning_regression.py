@@ -2,7 +2,7 @@
 """Does the text still select the video? A release check: ISL phrases learned by heart through train.py, sampled
 through inference.py, each generated video scored against every phrase's real clip.
 
-    python benchmarks/conditioning_regression.py                         # 8 phrases, --preset isl, 600 steps
+    python benchmarks/conditioning_regression.py                         # 8 phrases, --preset isl, 500 steps
     python benchmarks/conditioning_regression.py --phrases 23 --steps 2000
     python benchmarks/conditioning_regression.py -- --preset small --model_channels 32 ...   # any train.py flags
     python benchmarks/conditioning_regression.py --code_dir ../old_checkout          # another commit's train/inference.py
@@ -88,7 +88,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=DEFAULT_DATA, help="ISL phrases (default ../shared/data/isl_phrases)")
     parser.add_argument("--phrases", type=int, default=8, help="how many phrases, the first by name (default 8)")
-    parser.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    parser.add_argument("--steps", type=int, default=500, help="training steps (default 500)")
     parser.add_argument("--min_top1", type=float, default=1.0, help="exit 1 below this top-1 (default 1.0: every phrase)")
     parser.add_argument("--work_dir", type=Path, help="where the run writes (default: a temporary directory)")
     parser.add_argument("--code_dir", type=Path, default=REPO, help="the checkout whose train.py and inference.py run (default this one)")
