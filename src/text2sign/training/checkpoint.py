@@ -51,12 +51,16 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [path for _, path in sorted(found) if (path / TRAINING_STATE_NAME).is_file() and (path / "pipeline").is_dir()]
 
 
-def rng_states() -> dict:
-    """Every RNG a run draws from, in tensors and plain types only (so `weights_only=True` can load it)."""
+def rng_states(device: torch.device | str = "cpu") -> dict:
+    """Every RNG a run draws from, in tensors and plain types only (so `weights_only=True` can load it).
+
+    "cuda" holds `device`'s own generator only (empty off CUDA): each rank saves its own, so a resume on a machine
+    with fewer visible GPUs restores one state per rank instead of running past its device list."""
+    device = torch.device(device)
     numpy_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
         "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "position": int(numpy_state[2]), "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
         "python": random.getstate(),
     }
@@ -71,10 +75,17 @@ def rank_rng_states(saved: list[dict] | dict, rank: int) -> dict:
     return saved[rank] if rank < len(saved) else saved[0]
 
 
-def restore_rng_states(states: dict) -> None:
+def restore_rng_states(states: dict, device: torch.device | str = "cpu") -> None:
+    """Restore what rng_states saved; the CUDA state goes to `device` alone. Checkpoints written before that saved
+    every visible GPU's state (a list): `device`'s entry is taken, or the first when that machine had fewer GPUs."""
+    device = torch.device(device)
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    cuda_state = states["cuda"]
+    if isinstance(cuda_state, (list, tuple)):
+        index = device.index or 0
+        cuda_state = cuda_state[index] if index < len(cuda_state) else (cuda_state[0] if cuda_state else torch.empty(0, dtype=torch.uint8))
+    if device.type == "cuda" and cuda_state.numel():
+        torch.cuda.set_rng_state(cuda_state, device)
     numpy_state = states["numpy"]
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     python_state = states["python"]

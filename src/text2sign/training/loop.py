@@ -175,7 +175,7 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         if state["scaler"]:  # empty when saved by a disabled scaler (not fp16): nothing to restore
             scaler.load_state_dict(state["scaler"])
         step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
-        restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
+        restore_rng_states(rank_rng_states(state["rng"], rank), device)  # this rank's own dropout and CUDA streams
         noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
     logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
     if is_main:
@@ -197,7 +197,7 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         # Collectives: every rank calls them. Each rank's RNGs differ (noise generator seeded by rank, CUDA
         # kernels), so a resumed DDP run needs each rank's own states to draw what the uninterrupted one would have.
         generator_states = gather_from_every_rank(noise_generator.get_state(), world_size)
-        rng_states_by_rank = gather_from_every_rank(rng_states(), world_size)
+        rng_states_by_rank = gather_from_every_rank(rng_states(device), world_size)
         if not is_main:
             return
         training_state = {
