@@ -260,6 +260,22 @@ def test_torchrun_resume_restores_each_ranks_own_rng_state(tmp_path):
         assert torch.equal(resumed[0], straight[2]), f"rank {rank} resumed with another RNG state than it had at step 2"
 
 
+@pytest.mark.parametrize("distributed,checkpointing,optimize_ddp", [(True, True, False), (True, False, True), (False, True, True)])
+def test_compile_turns_off_dynamos_ddp_optimizer_only_for_checkpointed_ddp(monkeypatch, distributed, checkpointing, optimize_ddp):
+    """Dynamo's DDP optimizer raises "Found a higher order op" on a checkpointed UNet (pytorch#104674); elsewhere it
+    stays on, as it overlaps the all-reduce with the backward. (The crash itself needs torchrun and a compiler.)"""
+    from text2sign.models.unet3d import UNet3D
+    from text2sign.training.loop import compile_unet
+    from tiny_models import tiny_unet_config
+
+    monkeypatch.setattr(torch._dynamo.config, "optimize_ddp", True)
+    unet = UNet3D(tiny_unet_config(gradient_checkpointing=checkpointing))
+    compiled = []
+    monkeypatch.setattr(unet, "compile", lambda: compiled.append(True))
+    compile_unet(unet, distributed)
+    assert compiled == [True] and torch._dynamo.config.optimize_ddp is optimize_ddp
+
+
 def test_wall_clock_budget_stops_with_a_checkpoint_and_samples(tmp_path):
     data = make_clips(tmp_path / "data")
     result = train(tiny_config(data, tmp_path / "run", max_steps=1000, max_minutes=1e-4, validation_prompts=("hello",)))

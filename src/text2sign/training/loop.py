@@ -156,7 +156,7 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
     ema = pipeline.ema.to(device)
     ema.max_decay = config.optim.ema_max_decay  # the ceiling is a training setting: a resumed run uses this run's value
     if config.optim.compile:
-        pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
+        compile_unet(pipeline.unet, distributed)
     trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay, fused=device.type == "cuda")
     lr_factor = warmup_then(config.optim.lr_schedule, config.optim.warmup_steps, total_steps)
@@ -308,6 +308,16 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
     final = list_checkpoints(output_dir)[-1] if is_main else None
     return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None,
             "train_clips": len(train_set), "validation_clips": len(val_set), "validation_metric": validation_name}
+
+
+def compile_unet(unet, distributed: bool) -> None:
+    """torch.compile the UNet in place: parameter names, and so checkpoints, stay the same."""
+    if distributed and unet.config.gradient_checkpointing:
+        # Dynamo's DDP optimizer splits the graph at DDP's bucket boundaries and cannot split a checkpointed
+        # region (a higher-order op): the first step raises "Found a higher order op" (pytorch#104674). Without it
+        # the gradients are all-reduced after the compiled backward: less overlap, but it runs.
+        torch._dynamo.config.optimize_ddp = False
+    unet.compile()
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
