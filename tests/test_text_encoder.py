@@ -281,3 +281,15 @@ def test_config_validation_errors(fields, message):
 def test_lstm_build_needs_training_captions(captions):
     with pytest.raises(ValueError, match="captions"):
         build_text_encoder(TextEncoderConfig(kind="lstm"), captions=captions)
+
+
+def test_lstm_runs_outside_autocast_in_float32(make_encoder):
+    """Autocast hard-codes fp16 for RNNs on CUDA, and bf16 training has no grad scaler to catch the underflow: the
+    LSTM must run with autocast off, whatever context the training step opened."""
+    encoder = make_encoder("lstm")
+    seen = []
+    encoder.lstm.register_forward_pre_hook(lambda module, inputs: seen.append((torch.is_autocast_enabled("cpu"), inputs[0].data.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        encoding = encoder.encode(SHORT_AND_LONG)
+    assert seen == [(False, torch.float32)]
+    assert encoding.states.dtype == torch.float32

@@ -87,6 +87,14 @@ class TextEncoding:
             raise ValueError(f"TextEncoding needs states (b, n, d) and a bool mask (b, n); got {tuple(self.states.shape)} and {tuple(self.mask.shape)} {self.mask.dtype}")
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device` without blocking the host: a copy from pageable memory waits for the GPU's queue,
+    one from pinned memory is queued behind it."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _parameter_holder(parameters: dict[str, nn.Parameter]) -> nn.Module:
     """A module owning exactly these (shared, not copied) parameters, so the strict save/load helpers work on a subset."""
     holder = nn.Module()
@@ -262,15 +270,19 @@ class LSTMTextEncoder(TextEncoder):
         nn.init.normal_(self.null_embedding, std=1.0)
 
     def _encode(self, texts: list[str]) -> TextEncoding:
-        token_ids, mask = self.vocabulary.encode(texts, self.config.max_length)  # (b, n), (b, n)
-        token_ids, mask = token_ids.to(self.device), mask.to(self.device)
-        lengths = mask.sum(dim=1).cpu()  # (b,); pack_padded_sequence wants lengths on the CPU
-        embedded = self.embedding(token_ids)  # (b, n, embed_dim)
-        # Packing runs the backward direction from each text's last real token, so padding never leaks in.
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        packed_states, _ = self.lstm(packed)
-        states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=token_ids.shape[1])  # (b, n, 2 * hidden_dim)
-        states = self.norm(states) * mask.unsqueeze(-1)  # (b, n, d); padding zeroed after the norm's bias
+        token_ids, mask = self.vocabulary.encode(texts, self.config.max_length)  # (b, n), (b, n) on the host
+        # pack_padded_sequence wants the lengths on the host: counted before the copy, not read back from the GPU (a sync).
+        lengths = mask.sum(dim=1)  # (b,)
+        token_ids, mask = to_device(token_ids, self.device), to_device(mask, self.device)
+        # Outside autocast: autocast runs RNNs in fp16 whatever dtype it was given (cuDNN), and under bf16 no grad scaler
+        # keeps the LSTM's fp16 gradients from underflowing, silently. The encoder is small: float32 costs little.
+        with torch.autocast(self.device.type, enabled=False):
+            embedded = self.embedding(token_ids)  # (b, n, embed_dim)
+            # Packing runs the backward direction from each text's last real token, so padding never leaks in.
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            packed_states, _ = self.lstm(packed)
+            states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=token_ids.shape[1])  # (b, n, 2 * hidden_dim)
+            states = self.norm(states) * mask.unsqueeze(-1)  # (b, n, d); padding zeroed after the norm's bias
         return TextEncoding(states=states, mask=mask)
 
     def _save_extras(self, directory: Path) -> None:
@@ -321,8 +333,8 @@ def _resolve_source(source: str) -> str:
 
 def _run_backbone(backbone: nn.Module, tokenizer, texts: list[str], max_length: int, device: torch.device) -> TextEncoding:
     batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
-    input_ids = batch["input_ids"].to(device)  # (b, n)
-    mask = batch["attention_mask"].to(device).bool()  # (b, n)
+    input_ids = to_device(batch["input_ids"], device)  # (b, n)
+    mask = to_device(batch["attention_mask"], device).bool()  # (b, n)
     hidden = backbone(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state  # (b, n, d)
     states = hidden.float() * mask.unsqueeze(-1)  # (b, n, d); float32 whatever the backbone runs in
     return TextEncoding(states=states, mask=mask)
