@@ -113,6 +113,10 @@ class TextEncoder(nn.Module):
         # Subclasses set its scale; it is never zeros: a zero null token gives cross-attention all-zero values,
         # which the UNet reads as "no signal" rather than as a text it can learn to tell apart from captions.
         self.null_embedding = nn.Parameter(torch.zeros(1, 1, output_dim))
+        # Pad every encoding to config.max_length tokens instead of the batch's longest caption: a compiled UNet
+        # then sees one text shape, not a recompile per new length. Padding is masked, so nothing else changes.
+        # A run setting, not a saved one (train() sets it with --compile).
+        self.pad_to_max_length = False
 
     @property
     def device(self) -> torch.device:
@@ -128,12 +132,22 @@ class TextEncoder(nn.Module):
         """
         if isinstance(texts, str) or not texts or not all(isinstance(text, str) for text in texts):
             raise ValueError("encode() takes a non-empty list of caption strings, e.g. encode(['How are you?'])")
-        encoding = self._encode(list(texts))  # states (b, n, d), mask (b, n)
+        encoding = self.padded(self._encode(list(texts)))  # states (b, n, d), mask (b, n)
         return encoding if drop is None else self.with_null(encoding, drop)
+
+    def padded(self, encoding: TextEncoding) -> TextEncoding:
+        """`encoding` padded on the right to config.max_length tokens (masked) when pad_to_max_length is set."""
+        missing = self.config.max_length - encoding.states.shape[1]
+        if not self.pad_to_max_length or missing <= 0:
+            return encoding
+        states = nn.functional.pad(encoding.states, (0, 0, 0, missing))  # (b, max_length, d)
+        mask = nn.functional.pad(encoding.mask, (0, missing), value=False)  # (b, max_length)
+        return TextEncoding(states=states, mask=mask)
 
     def with_null(self, encoding: TextEncoding, drop: torch.Tensor) -> TextEncoding:
         """`encoding` with the rows where `drop` (b,) is True replaced by the null embedding (see encode); training
         with cached text states (models/text_cache.py) comes here directly, so the null embedding still trains."""
+        encoding = self.padded(encoding)  # cached states come here unpadded
         states, mask = encoding.states, encoding.mask
         null = self.null(states.shape[0])  # states (b, 1, d)
         null_states = nn.functional.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
