@@ -58,3 +58,23 @@ def test_cpu_rng_states_round_trip():
     torch.rand(5)
     restore_rng_states(saved)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_training_state_saves_and_loads_itself_with_weights_only(tmp_path):
+    from text2sign.training.checkpoint import TrainingState
+
+    parameter = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([parameter])
+    parameter.grad = torch.ones(3)
+    optimizer.step()
+    state = TrainingState(optimizer.state_dict(), {"last_epoch": 4}, {}, step=4, epoch=1, batches_done_in_epoch=2, rng=[rng_states(), rng_states()],
+                          noise_generators=[torch.Generator().manual_seed(rank).get_state() for rank in range(2)])
+    state.save(tmp_path / "training_state.pt")
+    loaded = TrainingState.load(tmp_path / "training_state.pt")
+    assert (loaded.step, loaded.epoch, loaded.batches_done_in_epoch, loaded.lr_schedule) == (4, 1, 2, {"last_epoch": 4})
+    assert torch.equal(loaded.optimizer["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(loaded.noise_generator_of_rank(1), state.noise_generators[1])
+    assert torch.equal(loaded.noise_generator_of_rank(5), state.noise_generators[0])  # more ranks than saved: rank 0's
+    torch.save({"step": 4}, tmp_path / "partial.pt")
+    with pytest.raises(KeyError, match="optimizer"):
+        TrainingState.load(tmp_path / "partial.pt")
