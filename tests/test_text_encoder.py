@@ -227,6 +227,21 @@ def test_lstm_padding_does_not_change_a_sentence_states(make_encoder):
     torch.testing.assert_close(batched.states[0, :num_tokens], alone.states[0], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", PRETRAINED_KINDS)
+def test_a_frozen_encoder_gives_a_caption_the_same_states_in_any_batch(make_encoder, kind):
+    # The text cache stores one encoding per caption: only a batch-invariant forward lets it equal the encoder's.
+    encoder = make_encoder(kind)
+    captions = SHORT_AND_LONG + ["Good morning", "ahemdabad"]
+    batched = encoder.encode(captions)
+    for row, caption in enumerate(captions):
+        for company in ([caption], [caption, captions[1]], captions[::-1]):
+            alone = encoder.encode(company)
+            row_there = company.index(caption)
+            num_tokens = int(alone.mask[row_there].sum())
+            assert torch.equal(batched.mask[row, :num_tokens], alone.mask[row_there, :num_tokens]) and not batched.mask[row, num_tokens:].any()
+            assert torch.equal(batched.states[row, :num_tokens], alone.states[row_there, :num_tokens]), (kind, caption, company)
+
+
 def test_vocabulary_folds_case_and_unicode_and_splits_punctuation():
     assert Vocabulary.tokenize("Are you HUNGRY?") == ["are", "you", "hungry", "?"]
     assert Vocabulary.tokenize("Don\u2019t stop, ok!") == ["don't", "stop", ",", "ok", "!"]

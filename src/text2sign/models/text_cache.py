@@ -5,8 +5,8 @@ step, so training encodes each distinct training caption once, at its start, and
 place of the encoder forward (as finetrainers' --precompute_conditions and musubi-tuner's text-encoder cache
 do). The learned null embedding is not cached: caption dropout still swaps it in (TextEncoder.with_null), and it
 keeps training. The lstm trains, and so do fine-tuned layers: their states change every step and are never cached.
-Nor is a tokenizer that pads on the left: with absolute positions (CLIP) a caption's states then depend on how much
-padding its batch puts before it, so there are no per-caption states to store.
+A frozen encoder runs each caption alone and unpadded (text_encoder._run_backbone), so a caption's states do not
+depend on its batch, to the bit: what is stored is exactly what a training step's forward would give.
 
 On disk, `output_dir/text_embeddings/`:
     text_embeddings.safetensors   states (T, d) float32: every caption's real-token states, packed end to end
@@ -60,8 +60,8 @@ class CacheKey:
 
 def can_cache(encoder: TextEncoder) -> bool:
     """Whether `encoder`'s states are fixed for the whole run, per caption: a pretrained backbone with nothing of it
-    trained, whose tokenizer pads on the right (see the module docstring)."""
-    return isinstance(encoder, HFTextEncoder) and not encoder.backbone_is_trainable and encoder.tokenizer.padding_side == "right"
+    trained (see the module docstring)."""
+    return isinstance(encoder, HFTextEncoder) and not encoder.backbone_is_trainable
 
 
 def cache_key(encoder: HFTextEncoder) -> CacheKey:
@@ -95,7 +95,7 @@ class TextEmbeddingCache:
     def build(cls, encoder: HFTextEncoder, captions: list[str], key: CacheKey | None = None) -> "TextEmbeddingCache":
         """Encode each distinct caption once (in first-seen order), BUILD_BATCH_SIZE at a time, in float32."""
         if not can_cache(encoder):
-            raise ValueError(f"only a frozen pretrained text encoder whose tokenizer pads on the right can be cached (kind {encoder.config.kind!r}); "
+            raise ValueError(f"only a frozen pretrained text encoder can be cached (kind {encoder.config.kind!r}); "
                              "a trained one's states change as it trains (see can_cache)")
         distinct = list(dict.fromkeys(captions))
         if not distinct:

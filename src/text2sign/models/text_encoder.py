@@ -345,7 +345,24 @@ def _resolve_source(source: str) -> str:
     return source
 
 
-def _run_backbone(backbone: nn.Module, tokenizer, texts: list[str], max_length: int, device: torch.device) -> TextEncoding:
+def _run_backbone(backbone: nn.Module, tokenizer, texts: list[str], max_length: int, device: torch.device,
+                  one_caption_at_a_time: bool = False) -> TextEncoding:
+    """The backbone's states for `texts`, right-padded to the longest (padding zero and masked).
+
+    `one_caption_at_a_time` runs each caption alone, unpadded, so its states never depend on which captions
+    share its batch. Batched, they do by float rounding (~1e-6): padded to another length, attention reduces over
+    another number of masked keys, and a GEMM of one row takes another kernel than one of many. The text cache
+    stores each caption's states once, so only a batch-invariant forward lets it give what the encoder gives
+    (Adam turns 1e-6 in near-zero gradients into visible weight differences). A frozen encoder runs this way;
+    one that trains runs batched, for speed, and is never cached.
+    """
+    if one_caption_at_a_time:
+        encodings = [_run_backbone(backbone, tokenizer, [text], max_length, device) for text in texts]
+        longest = max(encoding.states.shape[1] for encoding in encodings)
+        return TextEncoding(
+            states=torch.cat([nn.functional.pad(encoding.states, (0, 0, 0, longest - encoding.states.shape[1])) for encoding in encodings]),  # (b, n, d)
+            mask=torch.cat([nn.functional.pad(encoding.mask, (0, longest - encoding.mask.shape[1])) for encoding in encodings]),  # (b, n)
+        )
     batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     input_ids = to_device(batch["input_ids"], device)  # (b, n)
     mask = to_device(batch["attention_mask"], device).bool()  # (b, n)
@@ -422,7 +439,8 @@ class HFTextEncoder(TextEncoder):
         # first trained one record nothing anyway, as their inputs need no grad).
         context = contextlib.nullcontext() if self.backbone_is_trainable else torch.no_grad()
         with context:
-            return _run_backbone(self.backbone, self.tokenizer, texts, self.config.max_length, self.device)
+            return _run_backbone(self.backbone, self.tokenizer, texts, self.config.max_length, self.device,
+                                 one_caption_at_a_time=not self.backbone_is_trainable)
 
     def _saved_state_module(self) -> nn.Module:
         # The backbone lives at pretrained_path (frozen) or in backbone/ (fine-tuned), in the format
