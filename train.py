@@ -3,7 +3,7 @@
 
     python train.py --data_dir ./training_data --preset small --num_epochs 10
     python train.py --preset small --unet.dropout 0.1 --optim.weight_decay 0.01
-    torchrun --nproc_per_node=4 train.py --data_dir /data/how2sign --preset standard --mixed_precision bf16
+    torchrun --nproc_per_node=4 train.py --data_dir /data/how2sign --preset standard   # bf16 on GPUs that have it
 
 Every setting is a flag named by its place in the config (--unet.dropout, --optim.learning_rate, --output_dir);
 the short flags of earlier versions (--learning_rate, --data_cache, ...) work too. A preset fills every setting;
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
         from text2sign.training.loop import train
 
         result = train(config, flags=typed_flags(args))
-        if result["checkpoint"]:
-            print(f"done: {result['step']} steps, checkpoint {result['checkpoint']}")
+        if result.checkpoint:
+            print(f"done: {result.step} steps, checkpoint {result.checkpoint}")
         return 0
 
     return run_with_one_line_errors("train.py", body)

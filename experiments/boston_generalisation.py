@@ -371,8 +371,8 @@ def main() -> int:
         training_started = time.time()
         result = train(experiment_config(args, clips_dir))
         training_minutes = (time.time() - training_started) / 60
-        checkpoint = Path(result["checkpoint"])
-        print(f"trained {result['step']} steps in {training_minutes:.1f} min", flush=True)
+        checkpoint = result.checkpoint
+        print(f"trained {result.step} steps in {training_minutes:.1f} min", flush=True)
     else:
         checkpoint, training_minutes = resolve_checkpoint(args.skip_training, prefer="latest"), None
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint))

@@ -117,14 +117,14 @@ def main() -> int:
         result = train(chunk)
         chunk_seconds = time.time() - chunk_started
         trained_seconds += chunk_seconds
-        steps_per_second = (result["step"] - step_before) / chunk_seconds
-        evaluation = evaluate(Path(result["checkpoint"]), dataset, [4.0], (0.5,), args)
-        row = summary_row(result["step"], trained_seconds / 60, steps_per_second, evaluation)
+        steps_per_second = (result.step - step_before) / chunk_seconds
+        evaluation = evaluate(result.checkpoint, dataset, [4.0], (0.5,), args)
+        row = summary_row(result.step, trained_seconds / 60, steps_per_second, evaluation)
         row["evaluation_seconds"] = round(sum(evaluation.timing_seconds.values()), 1)
         with open(progress_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
-        if result["step"] < chunk.optim.max_steps:
+        if result.step < chunk.optim.max_steps:
             break  # the time budget ran out inside the chunk
 
     final = list_checkpoints(args.output_dir)[-1]

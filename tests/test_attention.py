@@ -108,3 +108,32 @@ def test_cross_attention_refuses_text_of_another_batch_size():
     # 2 videos of 3 frames are 6 token sequences, which 3 texts of 2 "frames" would also fill without an error.
     with pytest.raises(ValueError, match="one text per video"):
         block(torch.randn(2, CHANNELS, 3, 4, 4), torch.randn(3, 5, TEXT_DIM), torch.ones(3, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", ["spatial", "temporal", "cross"])
+def test_attention_batches_above_the_kernel_limit_are_chunked_and_equal_one_call(name, monkeypatch):
+    """The CUDA flash/memory-efficient kernels fail above 65,535 batch rows; with the limit lowered to 5, every
+    SDPA call stays within it and the output is that of the unchunked call."""
+    import torch.nn.functional as F
+
+    import text2sign.models.attention as attention_module
+
+    block, arguments = blocks()[name]
+    text_mask = torch.tensor([[True, True, True], [True, False, False]])  # a padded caption: the mask is chunked too
+    arguments = (arguments[0], text_mask) if name == "cross" else arguments
+    video = torch.randn(2, CHANNELS, 3, 4, 4)  # (b, c, f, h, w): temporal batch (b h w) = 32, spatial and cross (b f) = 6
+    with torch.no_grad():
+        expected = block(video, *arguments)
+    batches = []
+    real_attention = F.scaled_dot_product_attention
+
+    def recording_attention(q, k, v, attn_mask=None):
+        batches.append(q.shape[0])
+        return real_attention(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording_attention)
+    monkeypatch.setattr(attention_module, "MAX_ATTENTION_BATCH", 5)
+    with torch.no_grad():
+        chunked = block(video, *arguments)
+    assert len(batches) > 1 and max(batches) <= 5, batches
+    torch.testing.assert_close(chunked, expected, rtol=0, atol=1e-6)

@@ -129,3 +129,25 @@ def test_sampling_validation_and_evaluation_run_on_ema_weights_and_restore_after
     assert seen == [(False, True)]
     assert pipeline.training
     assert_weights(pipeline, raw)
+
+
+def test_update_is_one_foreach_call_equal_to_the_per_tensor_loop(monkeypatch):
+    """~670 lerp_ launches per step were a Python loop; one _foreach_lerp_ must give exactly what the loop gave."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    ema = ExponentialMovingAverage(module, max_decay=0.999)
+    expected = {name: shadow.clone() for name, shadow in ema.shadow.items()}
+    calls = []
+    real_foreach_lerp = torch._foreach_lerp_
+    monkeypatch.setattr(torch, "_foreach_lerp_", lambda *args: calls.append(len(args[0])) or real_foreach_lerp(*args))
+    for _ in range(3):
+        with torch.no_grad():
+            for parameter in module.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        decay = ema.decay()
+        for name, parameter in module.named_parameters():
+            expected[name].lerp_(parameter.detach().float(), 1.0 - decay)
+        ema.update(module)
+    assert calls == [len(ema.shadow)] * 3
+    for name, shadow in ema.shadow.items():
+        torch.testing.assert_close(shadow, expected[name], rtol=0, atol=0, msg=name)

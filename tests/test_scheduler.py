@@ -503,3 +503,31 @@ def test_parity_tests_fail_in_ci_without_diffusers_and_skip_elsewhere(ci, outcom
     assert (completed.returncode != 0) == (ci is not None)  # in CI the run fails; elsewhere a skip passes it
     if ci is not None:
         assert "requirements-dev.txt" in completed.stdout
+
+
+def test_training_coefficients_copy_the_schedule_to_the_device_once():
+    """add_noise, get_velocity and snr index alphas_cumprod on the samples' device: copying the host table there at
+    every training step waits for the GPU each time. On the meta device the copies show as aten._to_copy."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountCopies(TorchDispatchMode):
+        copies = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            CountCopies.copies += func is torch.ops.aten._to_copy.default
+            return func(*args, **(kwargs or {}))
+
+    scheduler = make_scheduler("ddpm", SchedulerConfig())
+    videos = torch.empty(2, 3, 4, 8, 8, device="meta")  # (b, c, f, h, w)
+    timesteps = torch.empty(2, dtype=torch.long, device="meta")
+
+    def one_training_step():
+        scheduler.add_noise(videos, videos, timesteps)
+        scheduler.get_velocity(videos, videos, timesteps)
+        scheduler.snr(timesteps)
+
+    one_training_step()  # the first step copies the table
+    with CountCopies():
+        one_training_step()
+        one_training_step()
+    assert CountCopies.copies == 0

@@ -296,3 +296,37 @@ def test_config_validation_errors(fields, message):
 def test_lstm_build_needs_training_captions(captions):
     with pytest.raises(ValueError, match="captions"):
         build_text_encoder(TextEncoderConfig(kind="lstm"), captions=captions)
+
+
+def test_lstm_runs_outside_autocast_in_float32(make_encoder):
+    """Autocast hard-codes fp16 for RNNs on CUDA, and bf16 training has no grad scaler to catch the underflow: the
+    LSTM must run with autocast off, whatever context the training step opened."""
+    encoder = make_encoder("lstm")
+    seen = []
+    encoder.lstm.register_forward_pre_hook(lambda module, inputs: seen.append((torch.is_autocast_enabled("cpu"), inputs[0].data.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        encoding = encoder.encode(SHORT_AND_LONG)
+    assert seen == [(False, torch.float32)]
+    assert encoding.states.dtype == torch.float32
+
+
+def test_padding_to_max_length_gives_one_text_shape_and_the_same_unet_output(make_encoder):
+    """With --compile every caption is padded to max_length (one shape, no recompiles); the padding is masked, so
+    the UNet's output does not change."""
+    from text2sign.models.unet3d import UNet3D
+    from tiny_models import tiny_unet_config
+
+    encoder = make_encoder("lstm", max_length=12).eval()
+    unpadded = encoder.encode(SHORT_AND_LONG)
+    encoder.pad_to_max_length = True
+    padded = encoder.encode(SHORT_AND_LONG)
+    assert padded.states.shape[1] == 12 and encoder.encode(["hi"]).states.shape[1] == 12
+    assert encoder.with_null(unpadded, torch.tensor([False, True])).states.shape[1] == 12  # cached states too
+    torch.manual_seed(0)
+    unet = UNet3D(tiny_unet_config(text_dim=encoder.output_dim)).eval()
+    with torch.no_grad():
+        for parameter in unet.parameters():  # zero-initialised projections would hide the text
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        sample, timesteps = torch.randn(2, 3, 2, 8, 8), torch.tensor([10, 500])
+        expected = unet(sample, timesteps, unpadded.states, unpadded.mask)
+        torch.testing.assert_close(unet(sample, timesteps, padded.states, padded.mask), expected, rtol=1e-5, atol=1e-5)

@@ -15,8 +15,8 @@ next clip, in index order, that does decode. The substitution is deterministic: 
 yields the same clip, whatever the worker or the order of requests.
 
 Randomness (random windows, opt-in flips) comes from numpy.random.default_rng([seed, epoch, index]):
-the same in every DDP rank and DataLoader worker layout. Call `set_epoch(epoch)` at each epoch start
-(workers get a fresh copy of the dataset each epoch unless persistent_workers=True).
+the same in every DDP rank and DataLoader worker layout. Call `set_epoch(epoch)` at each epoch start, or index
+with (epoch, index) keys, as training does (persistent workers' copies of the dataset never see set_epoch).
 """
 
 from __future__ import annotations
@@ -127,14 +127,17 @@ class SignVideoDataset(Dataset):
             warnings.warn(message, stacklevel=2)
         return frames
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """The item at `key`: an index, or (epoch, index), which draws that epoch's random window whatever
+        set_epoch said (a persistent DataLoader worker's copy of the dataset never sees set_epoch)."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         index = range(len(self))[index]  # IndexError past the end, as DataLoader expects
         for offset in range(len(self)):
             position = (index + offset) % len(self)
             name = self._names[position]
             if name in self.decode_failures:
                 continue
-            rng = np.random.default_rng([self.config.seed, self.epoch, position])
+            rng = np.random.default_rng([self.config.seed, epoch, position])
             try:
                 frames = self._load_frames(position, rng)  # (f, h, w, c)
             except UnreadableFileError as error:

@@ -13,6 +13,11 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
+# The flash and memory-efficient SDPA kernels put the batch on a CUDA grid axis capped at 65,535 blocks: a larger
+# batch fails with "invalid configuration argument" (pytorch#146704). Temporal attention's batch is (b h w) and
+# spatial attention's (b f): the large preset at batch 64, or guided sampling's doubled batch, passes it.
+MAX_ATTENTION_BATCH = 65_535
+
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (Su et al. 2021, RoFormer eq. 34) over frame index.
@@ -61,8 +66,21 @@ class Attention(nn.Module):
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)  # (B, heads, n|m, d)
         attn_mask = None if context_mask is None else rearrange(context_mask, "B m -> B 1 1 m")  # (B, 1, 1, m) True = attend
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, heads, n, d)
+        out = chunked_attention(q, k, v, attn_mask)  # (B, heads, n, d)
         return self.to_out(rearrange(out, "B heads n d -> B n (heads d)"))  # (B, n, c)
+
+
+def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """`F.scaled_dot_product_attention` over batch chunks of at most MAX_ATTENTION_BATCH rows (one call when it fits).
+    Rows attend independently, so the chunks give what one call would."""
+    batch = q.shape[0]
+    if batch <= MAX_ATTENTION_BATCH:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, heads, n, d)
+    chunks = []
+    for start in range(0, batch, MAX_ATTENTION_BATCH):
+        rows = slice(start, start + MAX_ATTENTION_BATCH)
+        chunks.append(F.scaled_dot_product_attention(q[rows], k[rows], v[rows], attn_mask=None if attn_mask is None else attn_mask[rows]))
+    return torch.cat(chunks)  # (B, heads, n, d)
 
 
 class VideoTokenBlock(nn.Module):

@@ -76,13 +76,15 @@ class DenoisingObjective(nn.Module):
     def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
         """Caption dropout, random timesteps and noise, weighted denoising loss (scalar).
 
-        Draws use `generator` on the CPU and are then moved, so a seeded run is identical on every device.
+        Draws come from `generator` on its own device (the videos' without one). The training loop's generator lives
+        on the training device: noise drawn on the host and copied over would make every step wait for the GPU.
         """
         batch = videos.shape[0]
         num_train_timesteps = self.scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(videos.device)  # (b,)
-        noise = torch.randn(videos.shape, generator=generator, dtype=torch.float32).to(videos.device, videos.dtype)  # (b, c, f, h, w)
-        drop = torch.rand(batch, generator=generator) < self.config.caption_dropout_prob  # (b,)
+        draw_device = generator.device if generator is not None else videos.device
+        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=generator, device=draw_device).to(videos.device)  # (b,)
+        noise = torch.randn(videos.shape, generator=generator, device=draw_device, dtype=torch.float32).to(videos.device, videos.dtype)  # (b, c, f, h, w)
+        drop = torch.rand(batch, generator=generator, device=draw_device).to(videos.device) < self.config.caption_dropout_prob  # (b,)
         if not self.training:
             drop = torch.zeros_like(drop)
         if self.text_cache is not None:

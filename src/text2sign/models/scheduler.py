@@ -217,6 +217,7 @@ class Scheduler:
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)  # alpha_bar, (T,) float32
         self._one = torch.tensor(1.0)  # alpha_bar "before" the first step: the clean sample
+        self._tables_on_device: dict[tuple, torch.Tensor] = {}  # see _table
         self.num_inference_steps: int | None = None
         self.timesteps = torch.empty(0, dtype=torch.long)  # set by set_timesteps
         self._timestep_list: list[int] = []
@@ -263,6 +264,14 @@ class Scheduler:
 
     # ---- forward process and training targets -------------------------------------------------------------------
 
+    def _table(self, name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The (T,) table `name` (e.g. "alphas_cumprod") on `device`, copied there once and kept: indexing the host
+        copy with device timesteps copies the table at every training step, and each copy waits for the GPU."""
+        key = (name, torch.device(device), dtype)
+        if key not in self._tables_on_device:
+            self._tables_on_device[key] = getattr(self, name).to(device, dtype)
+        return self._tables_on_device[key]
+
     def _coefficient(self, values: torch.Tensor, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """values[timesteps] shaped (b, 1, ..., 1) to broadcast over a sample of any rank, e.g. (b, c, f, h, w)."""
         if torch.is_floating_point(timesteps) or torch.is_complex(timesteps):
@@ -275,7 +284,7 @@ class Scheduler:
     def _signal_and_noise_scales(self, timesteps: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Scales are computed in at least float32 and then cast: in bf16, 1 - alpha_bar rounds to 0 at small t.
         compute_dtype = torch.promote_types(like.dtype, torch.float32)
-        alpha_bar = self._coefficient(self.alphas_cumprod.to(compute_dtype), timesteps, like)
+        alpha_bar = self._coefficient(self._table("alphas_cumprod", like.device, compute_dtype), timesteps, like)
         return (alpha_bar**0.5).to(like.dtype), ((1 - alpha_bar) ** 0.5).to(like.dtype)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -294,7 +303,7 @@ class Scheduler:
 
     def snr(self, timesteps: torch.Tensor) -> torch.Tensor:
         """SNR(t) = alpha_bar_t / (1 - alpha_bar_t) (Kingma et al. 2021 sec. 2), float32 of timesteps' shape; for min-SNR weighting."""
-        alpha_bar = self.alphas_cumprod.to(timesteps.device)[timesteps]
+        alpha_bar = self._table("alphas_cumprod", timesteps.device)[timesteps]
         return alpha_bar / (1 - alpha_bar)
 
     # ---- shared pieces of step ----------------------------------------------------------------------------------

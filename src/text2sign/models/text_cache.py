@@ -36,7 +36,7 @@ from safetensors.torch import load_file
 
 from text2sign.json_io import read_json, write_json
 from text2sign.models.serialization import save_state_dict
-from text2sign.models.text_encoder import HFTextEncoder, TextEncoder, TextEncoding
+from text2sign.models.text_encoder import HFTextEncoder, TextEncoder, TextEncoding, to_device
 
 CACHE_DIRECTORY = "text_embeddings"
 STATES_FILE = "text_embeddings.safetensors"
@@ -131,7 +131,7 @@ class TextEmbeddingCache:
         for index, (row, length) in enumerate(zip(rows, lengths)):
             states[index, :length] = self.states[self.offsets[row]: self.offsets[row + 1]]
             mask[index, :length] = True
-        return TextEncoding(states=states.to(device), mask=mask.to(device))
+        return TextEncoding(states=to_device(states, torch.device(device)), mask=to_device(mask, torch.device(device)))
 
     def fingerprint(self) -> str:
         """SHA-256 of the captions and their states: equal on two ranks only if they hold the same cache."""

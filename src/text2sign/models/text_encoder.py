@@ -87,6 +87,14 @@ class TextEncoding:
             raise ValueError(f"TextEncoding needs states (b, n, d) and a bool mask (b, n); got {tuple(self.states.shape)} and {tuple(self.mask.shape)} {self.mask.dtype}")
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device` without blocking the host: a copy from pageable memory waits for the GPU's queue,
+    one from pinned memory is queued behind it."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _parameter_holder(parameters: dict[str, nn.Parameter]) -> nn.Module:
     """A module owning exactly these (shared, not copied) parameters, so the strict save/load helpers work on a subset."""
     holder = nn.Module()
@@ -105,6 +113,10 @@ class TextEncoder(nn.Module):
         # Subclasses set its scale; it is never zeros: a zero null token gives cross-attention all-zero values,
         # which the UNet reads as "no signal" rather than as a text it can learn to tell apart from captions.
         self.null_embedding = nn.Parameter(torch.zeros(1, 1, output_dim))
+        # Pad every encoding to config.max_length tokens instead of the batch's longest caption: a compiled UNet
+        # then sees one text shape, not a recompile per new length. Padding is masked, so nothing else changes.
+        # A run setting, not a saved one (train() sets it with --compile).
+        self.pad_to_max_length = False
 
     @property
     def device(self) -> torch.device:
@@ -120,12 +132,22 @@ class TextEncoder(nn.Module):
         """
         if isinstance(texts, str) or not texts or not all(isinstance(text, str) for text in texts):
             raise ValueError("encode() takes a non-empty list of caption strings, e.g. encode(['How are you?'])")
-        encoding = self._encode(list(texts))  # states (b, n, d), mask (b, n)
+        encoding = self.padded(self._encode(list(texts)))  # states (b, n, d), mask (b, n)
         return encoding if drop is None else self.with_null(encoding, drop)
+
+    def padded(self, encoding: TextEncoding) -> TextEncoding:
+        """`encoding` padded on the right to config.max_length tokens (masked) when pad_to_max_length is set."""
+        missing = self.config.max_length - encoding.states.shape[1]
+        if not self.pad_to_max_length or missing <= 0:
+            return encoding
+        states = nn.functional.pad(encoding.states, (0, 0, 0, missing))  # (b, max_length, d)
+        mask = nn.functional.pad(encoding.mask, (0, missing), value=False)  # (b, max_length)
+        return TextEncoding(states=states, mask=mask)
 
     def with_null(self, encoding: TextEncoding, drop: torch.Tensor) -> TextEncoding:
         """`encoding` with the rows where `drop` (b,) is True replaced by the null embedding (see encode); training
         with cached text states (models/text_cache.py) comes here directly, so the null embedding still trains."""
+        encoding = self.padded(encoding)  # cached states come here unpadded
         states, mask = encoding.states, encoding.mask
         null = self.null(states.shape[0])  # states (b, 1, d)
         null_states = nn.functional.pad(null.states, (0, 0, 0, states.shape[1] - 1))  # (b, n, d)
@@ -262,15 +284,19 @@ class LSTMTextEncoder(TextEncoder):
         nn.init.normal_(self.null_embedding, std=1.0)
 
     def _encode(self, texts: list[str]) -> TextEncoding:
-        token_ids, mask = self.vocabulary.encode(texts, self.config.max_length)  # (b, n), (b, n)
-        token_ids, mask = token_ids.to(self.device), mask.to(self.device)
-        lengths = mask.sum(dim=1).cpu()  # (b,); pack_padded_sequence wants lengths on the CPU
-        embedded = self.embedding(token_ids)  # (b, n, embed_dim)
-        # Packing runs the backward direction from each text's last real token, so padding never leaks in.
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        packed_states, _ = self.lstm(packed)
-        states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=token_ids.shape[1])  # (b, n, 2 * hidden_dim)
-        states = self.norm(states) * mask.unsqueeze(-1)  # (b, n, d); padding zeroed after the norm's bias
+        token_ids, mask = self.vocabulary.encode(texts, self.config.max_length)  # (b, n), (b, n) on the host
+        # pack_padded_sequence wants the lengths on the host: counted before the copy, not read back from the GPU (a sync).
+        lengths = mask.sum(dim=1)  # (b,)
+        token_ids, mask = to_device(token_ids, self.device), to_device(mask, self.device)
+        # Outside autocast: autocast runs RNNs in fp16 whatever dtype it was given (cuDNN), and under bf16 no grad scaler
+        # keeps the LSTM's fp16 gradients from underflowing, silently. The encoder is small: float32 costs little.
+        with torch.autocast(self.device.type, enabled=False):
+            embedded = self.embedding(token_ids)  # (b, n, embed_dim)
+            # Packing runs the backward direction from each text's last real token, so padding never leaks in.
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            packed_states, _ = self.lstm(packed)
+            states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=token_ids.shape[1])  # (b, n, 2 * hidden_dim)
+            states = self.norm(states) * mask.unsqueeze(-1)  # (b, n, d); padding zeroed after the norm's bias
         return TextEncoding(states=states, mask=mask)
 
     def _save_extras(self, directory: Path) -> None:
@@ -338,8 +364,8 @@ def _run_backbone(backbone: nn.Module, tokenizer, texts: list[str], max_length: 
             mask=torch.cat([nn.functional.pad(encoding.mask, (0, longest - encoding.mask.shape[1])) for encoding in encodings]),  # (b, n)
         )
     batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
-    input_ids = batch["input_ids"].to(device)  # (b, n)
-    mask = batch["attention_mask"].to(device).bool()  # (b, n)
+    input_ids = to_device(batch["input_ids"], device)  # (b, n)
+    mask = to_device(batch["attention_mask"], device).bool()  # (b, n)
     hidden = backbone(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state  # (b, n, d)
     states = hidden.float() * mask.unsqueeze(-1)  # (b, n, d); float32 whatever the backbone runs in
     return TextEncoding(states=states, mask=mask)

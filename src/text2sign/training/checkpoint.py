@@ -13,11 +13,13 @@ truncated files; `--resume latest` therefore also tries each checkpoint, newest 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -51,37 +53,79 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [path for _, path in sorted(found) if (path / TRAINING_STATE_NAME).is_file() and (path / "pipeline").is_dir()]
 
 
-def rng_states() -> dict:
-    """Every RNG a run draws from, in tensors and plain types only (so `weights_only=True` can load it)."""
+def rng_states(device: torch.device | str = "cpu") -> dict:
+    """Every RNG a run draws from, in tensors and plain types only (so `weights_only=True` can load it).
+
+    "cuda" holds `device`'s own generator only (empty off CUDA): each rank saves its own, so a resume on a machine
+    with fewer visible GPUs restores one state per rank instead of running past its device list."""
+    device = torch.device(device)
     numpy_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
         "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "position": int(numpy_state[2]), "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
         "python": random.getstate(),
     }
 
 
-def rank_rng_states(saved: list[dict] | dict, rank: int) -> dict:
-    """This rank's RNG states from a checkpoint's `rng` entry, which holds one dict per rank. A checkpoint written
-    before states were kept per rank holds a single dict; a run resumed on more ranks than saved gives the extra
-    ranks rank 0's states, as the noise generators do."""
-    if isinstance(saved, dict):
-        return saved
-    return saved[rank] if rank < len(saved) else saved[0]
-
-
-def restore_rng_states(states: dict) -> None:
+def restore_rng_states(states: dict, device: torch.device | str = "cpu") -> None:
+    """Restore what rng_states saved; the CUDA state goes to `device` alone. Checkpoints written before that saved
+    every visible GPU's state (a list): `device`'s entry is taken, or the first when that machine had fewer GPUs."""
+    device = torch.device(device)
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    cuda_state = states["cuda"]
+    if isinstance(cuda_state, (list, tuple)):
+        index = device.index or 0
+        cuda_state = cuda_state[index] if index < len(cuda_state) else (cuda_state[0] if cuda_state else torch.empty(0, dtype=torch.uint8))
+    if device.type == "cuda" and cuda_state.numel():
+        torch.cuda.set_rng_state(cuda_state, device)
     numpy_state = states["numpy"]
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     python_state = states["python"]
     random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
 
 
-def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state: dict, config_dict: dict,
+@dataclass
+class TrainingState:
+    """What a resumed run needs besides the pipeline to continue as the uninterrupted run would; saved as
+    training_state.pt in tensors and plain types only, so it loads with `weights_only=True`."""
+
+    optimizer: dict  # optimizer.state_dict()
+    lr_schedule: dict  # the LambdaLR's state_dict()
+    scaler: dict  # the GradScaler's; empty when it is disabled (not fp16)
+    step: int  # optimizer steps done
+    epoch: int  # the data position: the epoch in progress ...
+    batches_done_in_epoch: int  # ... and the micro-batches of it already trained on
+    rng: list[dict]  # rng_states() of every rank, by rank (one dict in checkpoints written before that)
+    noise_generators: list[torch.Tensor]  # every rank's noise generator state, by rank
+
+    def save(self, path: str | Path) -> None:
+        # Field by field, not dataclasses.asdict, which would deep-copy every optimizer tensor first.
+        torch.save({field.name: getattr(self, field.name) for field in dataclasses.fields(self)}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainingState":
+        """Read a training_state.pt; `weights_only=True`, so a checkpoint cannot run code on load. A missing entry
+        is a KeyError naming it (one of CHECKPOINT_LOAD_ERRORS: `--resume latest` then tries the checkpoint before)."""
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        names = [field.name for field in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in saved]
+        if missing:
+            raise KeyError(f"{path} has no {missing}: not a training state written by train()")
+        return cls(**{name: saved[name] for name in names})
+
+    def rng_of_rank(self, rank: int) -> dict:
+        """This rank's RNG states. A checkpoint written before states were kept per rank holds a single dict; a run
+        resumed on more ranks than saved gives the extra ranks rank 0's states, as with the noise generators."""
+        if isinstance(self.rng, dict):
+            return self.rng
+        return self.rng[rank] if rank < len(self.rng) else self.rng[0]
+
+    def noise_generator_of_rank(self, rank: int) -> torch.Tensor:
+        return self.noise_generators[rank] if rank < len(self.noise_generators) else self.noise_generators[0]
+
+
+def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state: TrainingState, config_dict: dict,
                     training: TrainingSummary | None = None) -> Path:
     """Write a complete checkpoint atomically and return its final path; `training` fills the pipeline's model card."""
     output_dir = Path(output_dir)
@@ -92,7 +136,7 @@ def save_checkpoint(output_dir: str | Path, step: int, pipeline, training_state:
         shutil.rmtree(temp)
     temp.mkdir()
     pipeline.save_pretrained(temp / "pipeline", training=training)
-    torch.save(training_state, temp / TRAINING_STATE_NAME)
+    training_state.save(temp / TRAINING_STATE_NAME)
     write_json(temp / "train_config.json", config_dict)
     fsync_tree(temp)  # data and directory entries on disk before the rename makes them a checkpoint
     if final.exists():  # re-saving the same step (e.g. the final save right after a periodic one)
@@ -146,9 +190,8 @@ def load_newest_checkpoint(output_dir: str | Path, warn: Callable[[str], None]):
     return None
 
 
-def load_training_state(checkpoint: str | Path) -> dict:
-    """The optimizer/scheduler/RNG state; `weights_only=True`, so a checkpoint cannot run code on load."""
-    return torch.load(Path(checkpoint) / TRAINING_STATE_NAME, map_location="cpu", weights_only=True)
+def load_training_state(checkpoint: str | Path) -> TrainingState:
+    return TrainingState.load(Path(checkpoint) / TRAINING_STATE_NAME)
 
 
 def record_best(output_dir: str | Path, checkpoint: Path, validation_loss: float) -> bool:

@@ -31,7 +31,7 @@ from text2sign.models.text_encoder import TextEncoderConfig
 from text2sign.models.unet3d import UNet3DConfig
 
 LR_SCHEDULES = ("cosine", "constant")
-MIXED_PRECISIONS = ("no", "fp16", "bf16")
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
 
 @dataclass
@@ -48,8 +48,8 @@ class OptimizationConfig:
     max_grad_norm: float = 1.0  # gradients are clipped to this norm (the logged grad_norm is before clipping)
     ema_max_decay: float = 0.9999  # EMA decay ceiling; the decay warms up as (1 + k) / (10 + k)
     max_nonfinite_steps: int = 5  # consecutive NaN/Inf losses tolerated (each skipped) before stopping
-    mixed_precision: str = "no"  # autocast dtype: "no" | "fp16" (with a GradScaler; CUDA only) | "bf16"
-    compile: bool = False  # torch.compile the UNet (slow first step)
+    mixed_precision: str = "auto"  # autocast dtype: "auto" (bf16 on a CUDA GPU that has it, else float32) | "no" | "fp16" (with a GradScaler; CUDA only) | "bf16"
+    compile: bool = False  # torch.compile the UNet (slow first step; captions are then padded to text_encoder.max_length, one shape)
     seed: int = 0  # seeds init, data order, noise and caption dropout, and the data's random windows (data.seed)
 
     def __post_init__(self):

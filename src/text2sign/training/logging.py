@@ -1,7 +1,9 @@
-"""Where a run's numbers go: a tqdm bar, an always-on JSONL file, and wandb when asked.
+"""Where a run's numbers go: a tqdm bar or plain lines, an always-on JSONL file, and wandb when asked.
 
 Only rank 0 builds a RunLogger with enabled=True; other ranks get a silent one, so the loop never
-branches on rank to log.
+branches on rank to log. On a terminal a bar shows progress; off one (a cluster job's log file) the bar's
+redraws, up to ten a second for the whole run, would bury the log, so each logged row is one plain line
+instead (nanoGPT's `iter 100: loss ...`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +36,10 @@ class RunLogger:
         output_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_file = open(output_dir / "metrics.jsonl", "a", encoding="utf-8")
         self.started = time.time()
-        self.bar = tqdm(total=total_steps, initial=initial_step, desc="training", unit="step", dynamic_ncols=True)
+        self.total_steps = total_steps
+        self.last_row = (initial_step, self.started)  # (step, time) of the last plain line, for its time per step
+        # tqdm draws on stderr: it is the bar's stream that must be a terminal.
+        self.bar = tqdm(total=total_steps, initial=initial_step, desc="training", unit="step", dynamic_ncols=True) if sys.stderr.isatty() else None
         if config.wandb:
             self.wandb_run = self._start_wandb(config, output_dir)
 
@@ -61,16 +67,29 @@ class RunLogger:
     def log(self, metrics: dict, step: int) -> None:
         if not self.enabled:
             return
-        row = {"step": step, "elapsed_s": round(time.time() - self.started, 2), **metrics}
+        now = time.time()
+        row = {"step": step, "elapsed_s": round(now - self.started, 2), **metrics}
         self.metrics_file.write(json.dumps(row) + "\n")
         self.metrics_file.flush()
         if self.wandb_run is not None:
             self.wandb_run.log(metrics, step=step)
+        if self.bar is not None:
+            if "loss" in metrics:
+                self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
+            return
+        values = ", ".join(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in metrics.items())
+        last_step, last_time = self.last_row
+        timing = ""
+        if "loss" in metrics:  # a training row: the time per step since the last one (a validation row has none)
+            timing = f", {1000 * (now - last_time) / (step - last_step):.0f} ms/step" if step > last_step else ""
+            self.last_row = (step, now)
+        print(f"step {step}/{self.total_steps}: {values}{timing}", flush=True)
 
-    def progress(self, step: int, loss: float, learning_rate: float) -> None:
-        if self.enabled:
+    def progress(self, step: int) -> None:
+        """Advance the bar; the loss and learning rate it shows come from the logged rows (reading them every step
+        would wait for the GPU every step)."""
+        if self.enabled and self.bar is not None:
             self.bar.update(step - self.bar.n)
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{learning_rate:.2e}")
 
     def log_videos(self, paths: list[Path], step: int) -> None:
         """Samples as wandb.Video from the GIF files already written (no moviepy needed)."""
@@ -82,7 +101,8 @@ class RunLogger:
     def close(self) -> None:
         if not self.enabled:
             return
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         self.metrics_file.close()
         if self.wandb_run is not None:
             self.wandb_run.finish()

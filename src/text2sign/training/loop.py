@@ -4,6 +4,10 @@ Setup (DDP keyed on torchrun's RANK), the checkpoint to resume from (it fixes th
 + EMA + optimizer + the objective DDP wraps, then the loop: forward, backward with accumulation, clip, step, EMA,
 log, validate/sample/save. The same code runs as one CPU process or under `torchrun --nproc_per_node=N train.py ...`;
 only rank 0 logs and saves.
+
+A step never waits for the GPU: noise is drawn on the device, the loss, gradient norm and finite checks stay
+device tensors (a non-finite step is skipped by the fused optimizer itself), and the host reads them only on
+logging steps, so the CPU can queue the next step while the GPU runs this one.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ import math
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
 
 from text2sign.data.dataset import SignVideoDataset, collate_batch
 from text2sign.data.split import SplitRecord, assign_splits, captions_only_in_validation, write_split_record
@@ -29,8 +33,9 @@ from text2sign.models.ema import ExponentialMovingAverage
 from text2sign.models.objective import DenoisingObjective
 from text2sign.models.pipeline import build_pipeline
 from text2sign.models.text_cache import CACHE_DIRECTORY, can_cache, prepare_text_cache
+from text2sign.training.batches import RunBatchSampler, micro_batch_groups
 from text2sign.training.checkpoint import (
-    list_checkpoints, load_checkpoint, load_newest_checkpoint, prune_checkpoints, rank_rng_states, record_best,
+    TrainingState, list_checkpoints, load_checkpoint, load_newest_checkpoint, prune_checkpoints, record_best,
     resolve_checkpoint, restore_rng_states, rng_states, save_checkpoint,
 )
 from text2sign.training.config import TrainConfig, with_architecture_of
@@ -38,17 +43,17 @@ from text2sign.training.logging import RunLogger
 from text2sign.training.validation import fixed_noise_validation_loss, write_validation_samples
 
 
-class SkipFirst(torch.utils.data.Sampler):
-    """Yields a sampler's indices after the first `skip`: resuming mid-epoch continues the same order."""
+@dataclass
+class TrainResult:
+    """What a train() call did."""
 
-    def __init__(self, sampler: DistributedSampler, skip: int):
-        self.sampler, self.skip = sampler, skip
-
-    def __iter__(self):
-        return iter(list(self.sampler)[self.skip:])
-
-    def __len__(self):
-        return max(len(self.sampler) - self.skip, 0)
+    step: int  # optimizer steps done, over every call that trained this output_dir
+    epoch: int  # the data position's epoch
+    skipped_steps: int  # steps of this call skipped for a non-finite loss or gradient
+    checkpoint: Path | None  # the newest checkpoint (rank 0; None on the other ranks)
+    train_clips: int
+    validation_clips: int
+    validation_metric: str  # "val_loss", or "train_fixed_loss" when too few clips were held out
 
 
 def warmup_then(schedule: str, warmup_steps: int, total_steps: int):
@@ -63,7 +68,18 @@ def warmup_then(schedule: str, warmup_steps: int, total_steps: int):
     return factor
 
 
-def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
+def autocast_dtype_for(mixed_precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of --mixed_precision on `device` (None: float32). "auto" is bf16 on a CUDA GPU that has it
+    (Ampere and later: about half the time and memory of float32, and no loss scaling), else float32."""
+    if mixed_precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
+    if dtype is torch.float16 and device.type != "cuda":
+        raise ValueError("--mixed_precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
+    return dtype
+
+
+def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResult:
     """Train, or resume, the run `config` describes. `flags` are the settings train.py's command line typed
     (dotted name -> flag): on resume only those may contradict the checkpoint, as an error, and every other
     architecture setting follows it; without them (the Python API) `config` must agree with the checkpoint."""
@@ -81,11 +97,13 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~free speed on Ampere+, no visible quality cost
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # the clip shape never changes: pick the fastest convolution once
     torch.manual_seed(config.optim.seed)  # same on every rank: identical initial weights (DDP also broadcasts them)
     output_dir = Path(config.output_dir)
-    autocast_dtype = {"no": None, "fp16": torch.float16, "bf16": torch.bfloat16}[config.optim.mixed_precision]
-    if autocast_dtype is torch.float16 and device.type != "cuda":
-        raise ValueError("--mixed_precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
+    autocast_dtype = autocast_dtype_for(config.optim.mixed_precision, device)
+    # train_config.json and the model card record what ran, not "auto".
+    ran_precision = {None: "no", torch.float16: "fp16", torch.bfloat16: "bf16"}[autocast_dtype]
+    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, mixed_precision=ran_precision))
 
     # ---------------------------------------------------------------- resume: the checkpoint fixes the architecture
     resume_from = None
@@ -156,27 +174,30 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
     ema = pipeline.ema.to(device)
     ema.max_decay = config.optim.ema_max_decay  # the ceiling is a training setting: a resumed run uses this run's value
     if config.optim.compile:
-        pipeline.unet.compile()  # in place: parameter names (and so checkpoints) stay the same
+        compile_unet(pipeline.unet, distributed)
+        pipeline.text_encoder.pad_to_max_length = True  # one text shape: no recompile per caption length
     trainable = [parameter for parameter in pipeline.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay, fused=device.type == "cuda")
+    # Fused: one kernel for every tensor, and it reads `found_inf` to skip a non-finite step on the device.
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay, fused=True)
     lr_factor = warmup_then(config.optim.lr_schedule, config.optim.warmup_steps, total_steps)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)  # bf16 needs no loss scaling
-    noise_generator = torch.Generator().manual_seed(config.optim.seed + rank)  # timesteps, noise and caption dropout
+    # Timesteps, noise and caption dropout, drawn on the training device (a host draw would be copied every step).
+    noise_generator = torch.Generator(device).manual_seed(config.optim.seed + rank)
     if resume_from is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
+        optimizer.load_state_dict(state.optimizer)
+        lr_schedule.load_state_dict(state.lr_schedule)
         # Both loads bring back the saved rate and weight decay; this run's may differ (MAY_CHANGE_ON_RESUME), so the
         # schedule continues from the saved step at this run's values (unchanged ones give the saved floats exactly).
         lr_schedule.base_lrs = [config.optim.learning_rate] * len(optimizer.param_groups)
         for group in optimizer.param_groups:
             group.update(initial_lr=config.optim.learning_rate, lr=config.optim.learning_rate * lr_factor(lr_schedule.last_epoch),
                          weight_decay=config.optim.weight_decay)
-        if state["scaler"]:  # empty when saved by a disabled scaler (not fp16): nothing to restore
-            scaler.load_state_dict(state["scaler"])
-        step, epoch, batches_done_in_epoch = state["step"], state["epoch"], state["batches_done_in_epoch"]
-        restore_rng_states(rank_rng_states(state["rng"], rank))  # this rank's own dropout and CUDA streams
-        noise_generator.set_state(state["noise_generators"][rank] if rank < len(state["noise_generators"]) else state["noise_generators"][0])
+        if state.scaler:  # empty when saved by a disabled scaler (not fp16): nothing to restore
+            scaler.load_state_dict(state.scaler)
+        step, epoch, batches_done_in_epoch = state.step, state.epoch, state.batches_done_in_epoch
+        restore_rng_states(state.rng_of_rank(rank), device)  # this rank's own dropout and CUDA streams
+        noise_generator.set_state(state.noise_generator_of_rank(rank))
     logger = RunLogger(config, output_dir, enabled=is_main, total_steps=total_steps, initial_step=step)
     untrained = captions_only_in_validation(train_set.captions, val_set.captions) if has_validation else []
     if untrained:
@@ -202,14 +223,11 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         # Collectives: every rank calls them. Each rank's RNGs differ (noise generator seeded by rank, CUDA
         # kernels), so a resumed DDP run needs each rank's own states to draw what the uninterrupted one would have.
         generator_states = gather_from_every_rank(noise_generator.get_state(), world_size)
-        rng_states_by_rank = gather_from_every_rank(rng_states(), world_size)
+        rng_states_by_rank = gather_from_every_rank(rng_states(device), world_size)
         if not is_main:
             return
-        training_state = {
-            "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(), "scaler": scaler.state_dict(),
-            "step": step, "epoch": epoch, "batches_done_in_epoch": batches_done_in_epoch, "rng": rng_states_by_rank,
-            "noise_generators": generator_states,
-        }
+        training_state = TrainingState(optimizer.state_dict(), lr_schedule.state_dict(), scaler.state_dict(), step, epoch, batches_done_in_epoch,
+                                       rng_states_by_rank, generator_states)
         summary = TrainingSummary.from_run(config, step=step, total_steps=total_steps, train_set=train_set, validation_clips=len(val_set) if has_validation else 0,
                                            validation_metric=validation_name, validation_loss=validation_loss, processes=world_size)
         path = save_checkpoint(output_dir, step, pipeline, training_state, config.to_dict(), training=summary)
@@ -217,90 +235,89 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         prune_checkpoints(output_dir, config.keep_last)
 
     # ---------------------------------------------------------------- the loop
-    consecutive_nonfinite, skipped_steps, last_saved = 0, 0, step
+    # One loader for the whole run, its workers kept from epoch to epoch; it starts at the saved data position.
+    loader = DataLoader(
+        train_set, batch_sampler=RunBatchSampler(sampler, per_rank_batch, epoch, batches_done_in_epoch), collate_fn=collate_batch,
+        num_workers=config.num_workers, persistent_workers=config.num_workers > 0, pin_memory=device.type == "cuda",
+        # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG, which a resumed run
+        # would not have drawn at the same point, shifting every later dropout mask.
+        generator=torch.Generator().manual_seed(config.optim.seed),
+    )
+    groups = micro_batch_groups(iter(loader), config.optim.gradient_accumulation_steps, batches_per_epoch, epoch, batches_done_in_epoch)
+    # Step health as device tensors, read on logging steps only: the consecutive non-finite steps now, the longest
+    # such run since the last log, and the skipped steps of this call.
+    nonfinite_run, longest_nonfinite_run, skipped = (torch.zeros((), device=device) for _ in range(3))
+    skipped_steps, last_saved = 0, step
     deadline = time.time() + 60 * config.optim.max_minutes if config.optim.max_minutes else math.inf
-    out_of_time = False
-    while not out_of_time and step < total_steps and epoch < (config.optim.num_epochs if config.optim.max_steps is None else math.inf):
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        loader = DataLoader(
-            train_set, batch_size=per_rank_batch, sampler=SkipFirst(sampler, batches_done_in_epoch * per_rank_batch),
-            num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_batch,
-            # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG at every epoch
-            # start, which a run resumed mid-epoch would not repeat, shifting every later dropout mask.
-            generator=torch.Generator().manual_seed(config.optim.seed + epoch),
-        )
-        remaining = batches_per_epoch - batches_done_in_epoch
-        micro_in_group, group_size, group_loss, group_finite = 0, 0, 0.0, True
-        for batch in loader:
-            if micro_in_group == 0:
-                # The last group of an epoch may be short: divide by its real size so the gradient is a mean.
-                group_size = min(config.optim.gradient_accumulation_steps, remaining)
+    while step < total_steps:
+        group = next(groups)
+        group_loss = torch.zeros((), device=device)
+        for micro_step, batch in enumerate(group.batches):
             videos = batch["video"].to(device, non_blocking=True)  # (b, c, f, h, w) in [-1, 1]
-            last_micro = micro_in_group + 1 == group_size
-            sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()  # all-reduce grads once per group
+            # DDP all-reduces the gradients once per group, in the backward of its last micro-batch.
+            last_micro = micro_step == len(group) - 1
+            sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()
             with sync, torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 loss = model(videos, list(batch["caption"]), generator=noise_generator)
-                scaler.scale(loss / group_size).backward()
-            group_finite &= bool(torch.isfinite(loss.detach()))
-            group_loss += loss.item() / group_size
-            micro_in_group += 1
-            remaining -= 1
-            batches_done_in_epoch += 1
-            if not last_micro:
-                continue
+                # Divided by the group's own size (an epoch's last group may be short): the gradient is a mean.
+                scaler.scale(loss / len(group)).backward()
+            group_loss += loss.detach() / len(group)
 
-            # ---- optimizer step for one accumulated group
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optim.max_grad_norm)  # returns the norm before clipping
-            finite = torch.tensor(float(group_finite and bool(torch.isfinite(grad_norm))), device=device)
+        # ---- optimizer step for the group
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optim.max_grad_norm)  # the norm before clipping
+        finite = (torch.isfinite(group_loss) & torch.isfinite(grad_norm)).float()  # () 1 or 0
+        if distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together
+        if not scaler.is_enabled():
+            # GradScaler's protocol for fused optimizers: found_inf=1 leaves weights and moments as they were, on
+            # the device. (With fp16 the scaler sets it from the gradients itself.)
+            optimizer.found_inf, optimizer.grad_scale = 1.0 - finite, None
+        scaler.step(optimizer)
+        scaler.update()
+        # A skipped step still advances the step count, schedule and EMA: the host never learns which steps those
+        # were without waiting for the GPU. The EMA moves toward the unchanged weights.
+        lr_schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(pipeline)
+        step += 1
+        epoch, batches_done_in_epoch = group.epoch, group.batches_done_in_epoch
+        if batches_done_in_epoch == batches_per_epoch:  # the epoch is done: a resume starts the next one
+            epoch, batches_done_in_epoch = epoch + 1, 0
+        nonfinite_run = (nonfinite_run + 1) * (1 - finite)
+        longest_nonfinite_run = torch.maximum(longest_nonfinite_run, nonfinite_run)
+        skipped += 1 - finite
+
+        out_of_time = time.time() > deadline
+        if step % config.log_every == 0 or step == total_steps:  # the only host reads of device values
+            logged_loss = group_loss.clone()
             if distributed:
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # every rank skips together
-            micro_in_group, group_finite = 0, True
-            if finite.item() == 0:
-                optimizer.zero_grad(set_to_none=True)
-                scaler.update()
-                consecutive_nonfinite += 1
-                skipped_steps += 1
-                logger.warn(f"step {step}: non-finite loss or gradient, step skipped ({consecutive_nonfinite} in a row)")
-                if consecutive_nonfinite >= config.optim.max_nonfinite_steps:
-                    raise RuntimeError(
-                        f"{consecutive_nonfinite} consecutive non-finite steps at step {step}: training diverged. "
-                        "Lower --learning_rate, use --mixed_precision bf16 instead of fp16, or resume from an earlier checkpoint."
-                    )
-                group_loss = 0.0
-                continue
-            consecutive_nonfinite = 0
-            scaler.step(optimizer)
-            scaler.update()
-            lr_schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.update(pipeline)
-            step += 1
-
-            if step % config.log_every == 0 or step == total_steps:
-                logged_loss = torch.tensor(group_loss, device=device)
-                if distributed:
-                    dist.all_reduce(logged_loss)  # sum over ranks (gloo has no AVG) ...
-                    logged_loss /= world_size  # ... so the logged loss is the mean over ranks
-                logger.log({"loss": logged_loss.item(), "lr": lr_schedule.get_last_lr()[0], "grad_norm": float(grad_norm),
-                            "ema_decay": ema.decay(), "epoch": epoch, "skipped_steps": skipped_steps}, step)
-            logger.progress(step, group_loss, lr_schedule.get_last_lr()[0])
-            group_loss = 0.0
-            if step % config.save_every == 0:
-                checkpoint_now()
-                last_saved = step
-            if step % config.sample_every == 0 and is_main:
-                paths = write_validation_samples(pipeline, config, output_dir / "samples" / f"step_{step:07d}")
-                logger.log_videos(paths, step)
-            out_of_time = time.time() > deadline
-            if distributed:  # every rank stops at the same step, or the collectives would hang
-                out_of_time = bool(broadcast_flag(out_of_time, device))
-            if step >= total_steps or out_of_time:
-                break
-        if (step >= total_steps or out_of_time) and batches_done_in_epoch < batches_per_epoch:
-            break  # stopped mid-epoch: keep the data position for a later resume
-        epoch, batches_done_in_epoch = epoch + 1, 0
+                dist.all_reduce(logged_loss)  # sum over ranks (gloo has no AVG) ...
+                logged_loss /= world_size  # ... so the logged loss is the mean over ranks
+                out_of_time = broadcast_flag(out_of_time, device)  # every rank stops at the same step
+            newly_skipped, skipped_steps = int(skipped.item()) - skipped_steps, int(skipped.item())
+            if newly_skipped:
+                logger.warn(f"step {step}: {newly_skipped} step(s) since the last log had a non-finite loss or gradient and were skipped")
+            if longest_nonfinite_run.item() >= config.optim.max_nonfinite_steps:
+                raise RuntimeError(
+                    f"{int(longest_nonfinite_run.item())} consecutive non-finite steps before step {step}: training diverged. "
+                    "Lower --learning_rate, use --mixed_precision bf16 instead of fp16, or resume from an earlier checkpoint."
+                )
+            longest_nonfinite_run.zero_()
+            logger.log({"loss": logged_loss.item(), "lr": lr_schedule.get_last_lr()[0], "grad_norm": float(grad_norm),
+                        "ema_decay": ema.decay(), "epoch": group.epoch, "skipped_steps": skipped_steps}, step)
+        elif distributed:
+            out_of_time = False  # only logging steps ask rank 0 (a broadcast every step would wait for the GPU)
+        logger.progress(step)
+        if step % config.save_every == 0:
+            checkpoint_now()
+            last_saved = step
+        if step % config.sample_every == 0 and is_main:
+            paths = write_validation_samples(pipeline, config, output_dir / "samples" / f"step_{step:07d}")
+            logger.log_videos(paths, step)
+        if out_of_time:
+            break
+    groups.close()  # releases the loader's iterator, and with it its worker processes
 
     if last_saved != step:  # decided from loop state, not the filesystem: every rank must agree on collectives
         checkpoint_now()
@@ -311,8 +328,18 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     final = list_checkpoints(output_dir)[-1] if is_main else None
-    return {"step": step, "epoch": epoch, "skipped_steps": skipped_steps, "checkpoint": str(final) if final else None,
-            "train_clips": len(train_set), "validation_clips": len(val_set), "validation_metric": validation_name}
+    return TrainResult(step=step, epoch=epoch, skipped_steps=int(skipped.item()), checkpoint=final, train_clips=len(train_set),
+                       validation_clips=len(val_set), validation_metric=validation_name)
+
+
+def compile_unet(unet, distributed: bool) -> None:
+    """torch.compile the UNet in place: parameter names, and so checkpoints, stay the same."""
+    if distributed and unet.config.gradient_checkpointing:
+        # Dynamo's DDP optimizer splits the graph at DDP's bucket boundaries and cannot split a checkpointed
+        # region (a higher-order op): the first step raises "Found a higher order op" (pytorch#104674). Without it
+        # the gradients are all-reduced after the compiled backward: less overlap, but it runs.
+        torch._dynamo.config.optimize_ddp = False
+    unet.compile()
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
