@@ -191,7 +191,7 @@ OLD_PRESETS = {
 @pytest.mark.parametrize("preset", sorted(OLD_PRESETS))
 def test_presets_keep_their_values(preset):
     config = config_from_preset(preset)
-    assert sorted(PRESETS) == sorted(OLD_PRESETS)
+    assert set(OLD_PRESETS) <= set(PRESETS)  # later presets (boston_cpu) join; none of these is dropped
     for old_name, value in {**OLD_DEFAULTS, **OLD_PRESETS[preset], "preset": preset}.items():
         assert setting(config, NEW_NAMES.get(old_name, old_name)) == value, old_name
 
