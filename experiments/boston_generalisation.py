@@ -167,6 +167,7 @@ def main() -> int:
     results["setup"].update({
         "command": " ".join(["python", *sys.argv]), "preset": PRESET, "train_tracks": str(args.train_tracks),
         "test_tracks": str(args.test_tracks or args.train_tracks), "protocol_fold_minutes": DEFAULT_FOLD_MINUTES,
+        "protocol_sampling_steps": parser.get_default("sampling_steps"),
         "wall_minutes": round((time.time() - started) / 60, 2),
     })
     write_generalisation_report(results, scored, args.docs_dir)

@@ -39,6 +39,7 @@ METHODS = ("model", "mean", "random", "retrieval", "stitching", "signer_mean", "
 REFERENCES = METHODS[1:]
 IMAGE_SIZE = 32  # the real recordings' renders read back for the ground-truth floor, as the model's clips are drawn
 DEFAULT_BOOTSTRAP_RESAMPLES = 10_000
+DIFFERENT_SENTENCE_PAIRS = 300  # random pairs of different sentences: the reference distance in signer_distances
 MODEL_FOLD_FILE = "model_fold.json"  # written last: its presence marks a fold's model run complete
 MODEL_OUTPUTS_FILE = "model_outputs.npz"
 
@@ -120,7 +121,10 @@ class FoldScores:
 def choose_stitching_variant(fold: Fold, recordings: Mapping[str, Recording], bodies, num_frames: int,
                              band_fraction: float) -> tuple[str, dict[str, float]]:
     """The variant with the lowest mean primary error on the fold's validation recordings, segments from the
-    fold's other training recordings (fold.fit) only. Ties go to the earlier of VARIANTS."""
+    fold's other training recordings (fold.fit) only. Ties go to the earlier of VARIANTS; with no validation
+    recordings (a tiny training folder), the first of VARIANTS and no scores."""
+    if not fold.validation:
+        return VARIANTS[0], {}
     fit = [recordings[name] for name in fold.fit]
     stitcher = GlossStitcher(fit, {recording.name: placed_positions(recording, bodies) for recording in fit})
     real = np.stack([trajectory_of(recordings[name], num_frames, bodies) for name in fold.validation])  # (v, f, 3, 2)
@@ -280,17 +284,16 @@ def signer_distances(recordings: Sequence[Recording], num_frames: int, band_frac
             for second in group[index + 1:]:
                 pairs["same_signer" if first.speaker == second.speaker else "different_signer"].append((first, second))
     ordered = sorted(recordings, key=lambda recording: recording.name)
-    rng = np.random.default_rng(0)
-    different = []
-    while len(different) < 300:
-        first, second = (ordered[index] for index in rng.choice(len(ordered), size=2, replace=False))
-        if first.sentence != second.sentence:
-            different.append((first, second))
-    pairs["different_sentence"] = different
+    different = [(first, second) for index, first in enumerate(ordered) for second in ordered[index + 1:] if first.sentence != second.sentence]
+    picks = np.random.default_rng(0).permutation(len(different))[:DIFFERENT_SENTENCE_PAIRS]  # seeded: the same pairs every run
+    pairs["different_sentence"] = [different[index] for index in sorted(picks)]
     output = {"bodies_from": "all recordings", "pairs": {kind: len(items) for kind, items in pairs.items()}}
     for mode, bodies in (("raw", None), ("signer", signer_bodies(recordings))):
         output[mode] = {}
         for kind, items in pairs.items():
+            if not items:
+                output[mode][kind] = None
+                continue
             first = np.stack([trajectory_of(a, num_frames, bodies) for a, _ in items])
             second = np.stack([trajectory_of(b, num_frames, bodies) for _, b in items])
             output[mode][kind] = {"dtw_mje": float(dtw_mje_many(first, second).mean()), "primary": float(dtw_mje_many(first, second, band_fraction).mean())}

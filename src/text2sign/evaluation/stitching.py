@@ -147,14 +147,18 @@ class GlossStitcher:
     # ---- the trajectory
     def stitch(self, pieces: Sequence[Piece]) -> np.ndarray:
         """(n, 3, 2): the pieces in order; consecutive rows of one recording join as they are, other joins
-        cross-fade over BLEND_FRAMES rows (the next piece's first rows fade in over the previous piece's last)."""
+        cross-fade over up to BLEND_FRAMES rows (the next piece's first rows fade in over the previous piece's last)."""
         output = self.rows(pieces[0]).copy()
         for previous, piece in zip(pieces, pieces[1:]):
             rows = self.rows(piece)
             if piece.recording == previous.recording and piece.first == previous.last + 1:
                 output = np.concatenate([output, rows])
                 continue
-            overlap = min(BLEND_FRAMES, len(output), len(rows))
+            # At most half of either side, so a short rest or gloss is blended into, never blended away.
+            overlap = min(BLEND_FRAMES, len(output) // 2, len(rows) // 2)
+            if overlap == 0:
+                output = np.concatenate([output, rows])
+                continue
             weights = np.linspace(1, overlap, overlap)[:, None, None] / (overlap + 1)  # (overlap, 1, 1) towards the next piece
             blended = (1 - weights) * output[len(output) - overlap:] + weights * rows[:overlap]
             output = np.concatenate([output[:len(output) - overlap], blended, rows[overlap:]])
