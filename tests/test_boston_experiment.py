@@ -78,7 +78,8 @@ def test_experiment_trains_a_fold_scores_every_method_and_a_rerun_skips_the_comp
     assert sorted((tmp_path / "runs" / "fold_0" / "run").glob("step_*")) == checkpoints
     rescored = json.loads((tmp_path / "rescored" / "generalisation.json").read_text())
     for split in ("seen_sentence", "new_sentence"):
-        assert rescored[split]["model"] == pytest.approx(results[split]["model"])
+        assert rescored[split]["model"]["primary"] == pytest.approx(results[split]["model"]["primary"])
+        assert rescored[split]["model"]["per_recording"] == pytest.approx(results[split]["model"]["per_recording"])
 
 
 def test_a_test_signer_without_training_recordings_is_an_error_naming_them(tmp_path, monkeypatch):
