@@ -1,4 +1,4 @@
-"""experiments/boston_generalisation.py end to end on toy tracks: train, generate, score, write the docs, re-score."""
+"""experiments/boston_generalisation.py end to end on toy tracks: train a fold, score every method, write the docs, skip it on rerun."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from test_tracks import write_tracks
 from top_level_scripts import load_script
 
-METHODS = {"model", "mean", "random", "retrieval", "ground_truth", "reversed_ground_truth"}
-SCORE_KEYS = {"dtw_mje", "motion_ratio", "top1", "top5", "detection_rate", "nearest_training_dtw_mje"}
+METHODS = {"model", "mean", "random", "retrieval", "stitching", "signer_mean", "ground_truth", "reversed_ground_truth"}
+SCORE_KEYS = {"primary", "dtw_mje", "motion_ratio", "per_recording", "top1", "detection_rate", "nearest_training_dtw_mje"}
 
 
 def signing(seed: int, frames: int = 12) -> list[tuple]:
@@ -42,41 +42,50 @@ def run_experiment(monkeypatch, *arguments: str) -> int:
     return experiment.main()
 
 
-def test_experiment_trains_scores_and_writes_the_issue_json_then_rescores_the_same(tmp_path, monkeypatch):
+def test_experiment_trains_a_fold_scores_every_method_and_a_rerun_skips_the_complete_fold(tmp_path, monkeypatch):
     train_tracks, test_tracks = toy_folders(tmp_path)
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "generalisation_history.md").write_text("# earlier runs, by hand\n")
     common = ["--train_tracks", str(train_tracks), "--test_tracks", str(test_tracks), "--image_size", "16", "--num_frames", "4",
-              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2"]
-    assert run_experiment(monkeypatch, *common, "--minutes", "5", "--max_steps", "2", "--output_dir", str(tmp_path / "run"),
-                          "--docs_dir", str(tmp_path / "docs")) == 0
+              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "5",
+              "--max_steps", "2", "--runs_dir", str(tmp_path / "runs"), "--bootstrap_resamples", "200"]
+    assert run_experiment(monkeypatch, *common, "--docs_dir", str(tmp_path / "docs")) == 0
 
     results = json.loads((tmp_path / "docs" / "generalisation.json").read_text())
-    assert set(results) == {"seen_sentence", "new_sentence", "setup"}
+    assert results["primary_metric"]["name"] == "banded_dtw_mje" and results["primary_metric"]["num_frames"] == 4
+    assert results["folds"] == {"0": ["test_0011", "test_0012", "test_0013", "test_0014"]}
+    assert results["model_folds"]["complete"] == [0] and results["model_folds"]["runs"]["0"]["steps"] == 2
     for split in ("seen_sentence", "new_sentence"):
-        assert set(results[split]) == METHODS
-        assert all(set(scores) == SCORE_KEYS for scores in results[split].values())
+        assert set(results[split]) == METHODS | {"model_vs", "num_recordings"}
+        for method in METHODS:
+            assert SCORE_KEYS <= set(results[split][method])
+            assert len(results[split][method]["per_recording"]) == 2
+        assert set(results[split]["model_vs"]) == METHODS - {"model"}
+        versus = results[split]["model_vs"]["mean"]
+        assert {"difference", "ci95", "wins", "n"} <= set(versus) and versus["n"] == 2 and versus["ci95"][0] <= versus["ci95"][1]
         # the floor: the test recordings themselves, rendered and read back, land near zero; reversed they do not
-        assert results[split]["ground_truth"]["dtw_mje"] < 0.02 < results[split]["reversed_ground_truth"]["dtw_mje"]
+        assert results[split]["ground_truth"]["primary"] < 0.02 < results[split]["reversed_ground_truth"]["primary"]
         assert results[split]["retrieval"]["nearest_training_dtw_mje"] == 0.0  # it replays a training recording
-    setup = results["setup"]
-    assert (setup["steps"], setup["seen_sentence_recordings"], setup["new_sentence_recordings"]) == (2, 2, 2)
-    assert (setup["lr_schedule"], setup["mixed_precision"], setup["batch_size"]) == ("cosine to 0 at step 2", "no", 2)
     page = (tmp_path / "docs" / "generalisation.md").read_text()
-    assert "## seen_sentence (2 test recordings)" in page and "within 25% of nearest-caption retrieval" in page
-    assert page.count("recording by recording, the model's DTW-MJE is lower than mean on ") == 2  # one per split
+    assert "## seen_sentence (2 held-out recordings" in page and "| stitching |" in page and "oracle" in page
     assert (tmp_path / "docs" / "generalisation.png").stat().st_size > 0
     assert "[generalisation_history.md](generalisation_history.md)" in page  # the hand-written record is linked, not overwritten
     assert (tmp_path / "docs" / "generalisation_history.md").read_text() == "# earlier runs, by hand\n"
 
-    # --skip_training scores the saved run again: the same seed gives the same videos, so the same model row
-    assert run_experiment(monkeypatch, *common, "--skip_training", str(tmp_path / "run"), "--docs_dir", str(tmp_path / "rescored")) == 0
+    # A rerun finds the fold complete: nothing trains, and the model row is the same.
+    checkpoints = sorted((tmp_path / "runs" / "fold_0" / "run").glob("step_*"))
+    assert run_experiment(monkeypatch, *common, "--docs_dir", str(tmp_path / "rescored")) == 0
+    assert sorted((tmp_path / "runs" / "fold_0" / "run").glob("step_*")) == checkpoints
     rescored = json.loads((tmp_path / "rescored" / "generalisation.json").read_text())
     for split in ("seen_sentence", "new_sentence"):
-        assert rescored[split]["model"] == pytest.approx(results[split]["model"])
-        assert rescored[split]["retrieval"] == results[split]["retrieval"]
-    rescored_page = (tmp_path / "rescored" / "generalisation.md").read_text()
-    assert rescored["setup"]["training_minutes"] is None and "without retraining" in rescored_page
-    assert rescored["setup"]["lr_schedule"] == "cosine to 0 at step 2"  # the checkpoint's own training, not this call's flags
-    assert rescored["setup"]["logged_training_minutes"] > 0 and "min of training by its own run's log" in rescored_page
-    assert "generalisation_history.md" not in rescored_page
+        assert rescored[split]["model"]["primary"] == pytest.approx(results[split]["model"]["primary"])
+        assert rescored[split]["model"]["per_recording"] == pytest.approx(results[split]["model"]["per_recording"])
+
+
+def test_a_test_signer_without_training_recordings_is_an_error_naming_them(tmp_path, monkeypatch):
+    train_tracks, _ = toy_folders(tmp_path)
+    stranger = write_tracks(tmp_path / "stranger_tracks", {21: signing(21), 22: signing(22)}, [
+        (21, "woman-9", "JOHN", 0, 5), (21, "woman-9", "GO", 6, 11), (22, "man-1", "MARY", 0, 5), (22, "man-1", "GO", 6, 11)])
+    with pytest.raises(ValueError, match=r"woman-9.*no training recordings"):
+        run_experiment(monkeypatch, "--train_tracks", str(train_tracks), "--test_tracks", str(stranger), "--num_frames", "4",
+                       "--baselines_only", "--runs_dir", str(tmp_path / "runs"), "--docs_dir", str(tmp_path / "docs"))

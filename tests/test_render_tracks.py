@@ -15,12 +15,12 @@ from text2sign.data.gif import parse_gif_layout
 from text2sign.data.render_tracks import (
     SIGNER_PALETTE,
     FigureStyle,
-    extract_trajectory,
     main,
     render_folder,
     render_trajectory,
 )
 from text2sign.data.tracks import load_recordings, normalised_trajectory
+from text2sign.evaluation.extraction import extract_trajectory
 
 # Measured on the 181 real recordings (module docstring): joints clear of the others come back within 0.18 px
 # at 32 and 64 px. 0.4 leaves room, yet fails a half-pixel slip of the pixel-centre convention (0.7 px).

@@ -10,15 +10,19 @@ import numpy as np
 import pytest
 
 from text2sign.data.tracks import (
+    CANONICAL_REST_OFFSETS,
     NEW_SENTENCE_COUNT,
     NOSE_POSITION,
     SCALE,
     TRACK_HEADER,
     WORDS_HEADER,
     Recording,
+    check_signers_known,
     load_recordings,
     normalised_trajectory,
     resample_uniformly,
+    signer_bodies,
+    trajectory_of,
     split_against,
     split_recordings,
 )
@@ -103,7 +107,56 @@ def test_gap_in_frames_is_refused(tmp_path):
         load_recordings(folder)
 
 
+def test_load_recordings_keeps_each_gloss_frame_range_as_rows_of_the_recording(tmp_path):
+    # Frames numbered from 5: words.csv counts frames as tracks.csv does, so rows are frame - 5.
+    folder = tmp_path / "toy_tracks"
+    write_tracks(folder, {1: still((1, 2, 3, 4, 5, 6), 6)}, [(1, "man-1", "GO", 8, 10), (1, "man-1", "JOHN", 5, 7)])
+    lines = (folder / "tracks.csv").read_text().splitlines()
+    (folder / "tracks.csv").write_text("\n".join([lines[0]] + [line.replace("1,", "1,", 1).split(",", 2)[0] + f",{5 + index}," + line.split(",", 2)[2]
+                                                             for index, line in enumerate(lines[1:])]) + "\n")
+    (only,) = load_recordings(folder)
+    assert only.segments == (("JOHN", 0, 2), ("GO", 3, 5)) and only.glosses == ("JOHN", "GO")
+
+
 # ---------------------------------------------------------------- normalisation and resampling
+
+
+def signing_body(rest_left, rest_right, size: float, frames: int = 10, seed: int = 0) -> Recording:
+    """A toy signer: nose at (150, 60) px, hands resting at rest_* px from it for 3 frames, then one motion
+    (the same for every seed-0 signer, in units of the signer's size) with a gloss over frames 3-9."""
+    motion = np.random.default_rng(seed).normal(0, 0.2, size=(frames - 3, 2, 2)).cumsum(axis=0)  # (f - 3, 2, 2) in sizes
+    rest = np.array([rest_left, rest_right], dtype=float)  # (2, 2)
+    hands = np.concatenate([np.repeat(rest[None], 3, axis=0), rest + motion * size])  # (f, 2, 2) from the nose
+    nose = np.array([150.0, 60.0]) + np.zeros((frames, 1, 2))
+    return Recording(f"toy_{int(size):04d}", int(size), f"signer-{size:g}", ("A",), np.concatenate([hands + nose, nose], axis=1), (("A", 3, frames - 1),))
+
+
+def test_signer_normalisation_scores_the_same_motion_by_bodies_of_different_sizes_zero():
+    from text2sign.evaluation.trajectory import dtw_mje
+
+    # Signer B is signer A enlarged 1.5 times: same motion, bigger body.
+    small = signing_body((10, 100), (-8, 90), size=100)
+    large = signing_body((15, 150), (-12, 135), size=150)
+    large_positions = large.positions.copy()
+    large_positions[:, :2] = large_positions[:, 2:] + 1.5 * (small.positions[:, :2] - small.positions[:, 2:])
+    large = Recording(large.name, large.video, large.speaker, large.glosses, large_positions, large.segments)
+    bodies = signer_bodies([small, large])
+    assert bodies["signer-150"].size == pytest.approx(1.5 * bodies["signer-100"].size)
+    reference = trajectory_of(small, 10, bodies)
+    assert dtw_mje(trajectory_of(large, 10, bodies), reference) == pytest.approx(0.0, abs=1e-6)
+    assert dtw_mje(trajectory_of(large, 10, None), trajectory_of(small, 10, None)) > 0.02  # the raw mode keeps the bodies
+    np.testing.assert_allclose(reference[0, :2] - reference[0, 2], CANONICAL_REST_OFFSETS, atol=1e-6)  # rest is the canonical body
+
+
+def test_signer_normalisation_refuses_a_signer_without_training_recordings_and_names_them():
+    bodies = signer_bodies([signing_body((10, 100), (-8, 90), size=100)])
+    stranger = signing_body((10, 100), (-8, 90), size=120)
+    with pytest.raises(ValueError, match=r"\['signer-120'\] have no training recordings.*toy_0120"):
+        check_signers_known([stranger], bodies)
+    with pytest.raises(ValueError, match="signer-120"):
+        trajectory_of(stranger, 4, bodies)
+
+
 
 
 def test_normalisation_centres_resting_nose_and_uses_one_global_scale():

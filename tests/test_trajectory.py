@@ -8,7 +8,10 @@ from text2sign.evaluation.trajectory import (
     Prediction,
     TrajectoryScores,
     as_prediction,
+    band_window,
     dtw_mje,
+    dtw_mje_many,
+    dtw_mje_of_costs,
     fill_missing,
     hand_path_length,
     hands_relative_to_head,
@@ -107,6 +110,51 @@ def test_dtw_mje_divides_by_the_length_of_a_path_that_leaves_the_diagonal():
     generated = trajectory_from_hands(left_x=[0.0, 1.0, 1.0])
     real = trajectory_from_hands(left_x=[0.0, 0.0, 0.8])
     assert dtw_mje(generated, real) == pytest.approx(0.05)
+
+
+def test_banded_dtw_worked_by_hand_on_a_cost_matrix():
+    # Free along row 0 and down the last column, 9 elsewhere. Unbanded, the path (0,0)..(0,2),(1,3)..(3,3) costs
+    # 0. With a band of 1 frame (|i - j| <= 1), the cells (0,2), (0,3), (1,3) are out of reach:
+    #   D(0,0)=0 D(0,1)=0 | D(1,0)=9 D(1,1)=9 D(1,2)=9+D(0,1)=9 (3 cells) | D(2,1)=18 D(2,2)=18 D(2,3)=0+D(1,2)=9 (4 cells)
+    #   D(3,2)=27 D(3,3)=0+min(D(2,2)=18, D(2,3)=9, D(3,2)=27)=9 over 5 cells: 9 / 5 = 1.8
+    costs = np.array([[0, 0, 0, 0], [9, 9, 9, 0], [9, 9, 9, 0], [9, 9, 9, 0]], dtype=float)[None]
+    assert dtw_mje_of_costs(costs)[0] == pytest.approx(0.0)
+    assert band_window(4, 4, 0.25) == 1
+    assert dtw_mje_of_costs(costs, band_fraction=0.25)[0] == pytest.approx(1.8)
+
+
+def test_band_window_rounds_a_fraction_of_the_longer_clip_and_keeps_one_frame():
+    assert band_window(24, 24, 0.125) == 3 and band_window(10, 20, 0.1) == 2 and band_window(4, 4, 0.01) == 1
+    assert band_window(4, 4, None) is None
+    with pytest.raises(ValueError, match="band_fraction"):
+        band_window(4, 4, 1.5)
+
+
+def test_banded_dtw_equals_unbanded_where_the_best_path_is_the_diagonal():
+    real = wavy_trajectory(seed=1)
+    generated = real.copy()
+    generated[:, :2, 1] += 0.05
+    assert dtw_mje(generated, real, band_fraction=0.125) == pytest.approx(dtw_mje(generated, real)) == pytest.approx(0.05)
+
+
+def test_reversal_scores_worse_than_the_forward_recording_with_the_band():
+    # Rest, one sign towards the side, then another lower down, rest: reversed, the signs come in the wrong order.
+    left_x = [0.0] * 4 + [0.2, 0.3, 0.3, 0.2] + [0.0] * 2 + [0.0] * 4 + [0.0] * 4
+    left_y = [0.0] * 4 + [0.0] * 4 + [0.0] * 2 + [0.2, 0.3, 0.3, 0.2] + [0.0] * 4
+    real = trajectory_from_hands(left_x, left_y)
+    forward = real.copy()
+    forward[:, :2] += 0.01  # a near copy
+    reversed_copy = forward[::-1].copy()
+    assert dtw_mje(forward, real, band_fraction=0.125) < dtw_mje(reversed_copy, real, band_fraction=0.125)
+    # Unbanded DTW warps much of the reversal away; the band keeps it costly.
+    assert dtw_mje(reversed_copy, real, band_fraction=0.125) > 1.5 * dtw_mje(reversed_copy, real)
+
+
+def test_dtw_mje_many_matches_one_pair_at_a_time():
+    generated = np.stack([wavy_trajectory(seed=seed) for seed in range(3)])
+    real = np.stack([wavy_trajectory(seed=seed + 10) for seed in range(3)])
+    for band in (None, 0.2):
+        np.testing.assert_allclose(dtw_mje_many(generated, real, band), [dtw_mje(g, r, band) for g, r in zip(generated, real)])
 
 
 def test_dtw_mje_rejects_bad_shapes_and_gaps():

@@ -65,6 +65,8 @@ class Recording:
     speaker: str
     glosses: tuple[str, ...]  # in startframe order
     positions: np.ndarray  # (n, 3, 2) original pixels, joints in JOINTS order, one row per frame
+    # (gloss, first row, last row) per gloss in startframe order, rows of `positions` (inclusive); empty when unknown
+    segments: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def sentence(self) -> str:
@@ -103,8 +105,9 @@ def _folder_prefix(tracks_dir: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", stem) or "tracks"
 
 
-def _read_tracks(path: Path) -> dict[int, np.ndarray]:
-    """{video: (n, 3, 2) positions}, rows sorted by frame; frames must run 0.. or k.. without gaps or repeats."""
+def _read_tracks(path: Path) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+    """({video: (n, 3, 2) positions}, {video: its first frame number}), rows sorted by frame; frames must run 0..
+    or k.. without gaps or repeats (words.csv counts frames as tracks.csv does, from wherever it starts)."""
     frames: dict[int, dict[int, list[float]]] = defaultdict(dict)
     for line, row in _read_rows(path, TRACK_HEADER):
         video = _number(path, line, row, "video", int)
@@ -112,7 +115,7 @@ def _read_tracks(path: Path) -> dict[int, np.ndarray]:
         if frame in frames[video]:
             raise ValueError(f"{path}: line {line}: video {video} frame {frame} appears twice; keep one row per frame")
         frames[video][frame] = [_number(path, line, row, column, float) for pair in TRACK_COLUMNS for column in pair]
-    positions = {}
+    positions, first_frames = {}, {}
     for video, by_frame in frames.items():
         numbers = sorted(by_frame)
         if numbers[-1] - numbers[0] + 1 != len(numbers):
@@ -120,11 +123,12 @@ def _read_tracks(path: Path) -> dict[int, np.ndarray]:
             raise ValueError(f"{path}: video {video} has no rows for frames {missing[:5]}; its frames must be consecutive")
         rows = np.array([by_frame[number] for number in numbers], dtype=np.float64)  # (n, 6)
         positions[video] = rows.reshape(len(numbers), len(JOINTS), 2)  # (n, 3, 2)
-    return positions
+        first_frames[video] = numbers[0]
+    return positions, first_frames
 
 
-def _read_words(path: Path) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
-    """({video: speaker}, {video: glosses in startframe order})."""
+def _read_words(path: Path) -> tuple[dict[int, str], dict[int, tuple[tuple[str, int, int], ...]]]:
+    """({video: speaker}, {video: (gloss, startframe, endframe) in startframe order})."""
     speakers: dict[int, str] = {}
     words: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     for line, row in _read_rows(path, WORDS_HEADER):
@@ -137,7 +141,7 @@ def _read_words(path: Path) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]
         start, end = _number(path, line, row, "startframe", int), _number(path, line, row, "endframe", int)
         words[video].append((start, end, word))
     # Ties in startframe (none in the real data) fall back to endframe and the gloss, never to row order.
-    return speakers, {video: tuple(word for _, _, word in sorted(entries)) for video, entries in words.items()}
+    return speakers, {video: tuple((word, start, end) for start, end, word in sorted(entries)) for video, entries in words.items()}
 
 
 def load_recordings(tracks_dir: str | Path) -> list[Recording]:
@@ -148,7 +152,7 @@ def load_recordings(tracks_dir: str | Path) -> list[Recording]:
     tracks_dir = Path(tracks_dir)
     if not tracks_dir.is_dir():
         raise ValueError(f"tracks folder {str(tracks_dir)!r} not found: pass the folder holding {TRACKS_FILE} and {WORDS_FILE}")
-    positions = _read_tracks(tracks_dir / TRACKS_FILE)
+    positions, first_frames = _read_tracks(tracks_dir / TRACKS_FILE)
     speakers, glosses = _read_words(tracks_dir / WORDS_FILE)
     without_glosses = sorted(positions.keys() - glosses.keys())
     without_frames = sorted(glosses.keys() - positions.keys())
@@ -158,10 +162,13 @@ def load_recordings(tracks_dir: str | Path) -> list[Recording]:
             tracks_dir, len(without_glosses), without_glosses[:5], len(without_frames), without_frames[:5],
         )
     prefix = _folder_prefix(tracks_dir)
-    return [
-        Recording(f"{prefix}_{video:04d}", video, speakers[video], glosses[video], positions[video])
-        for video in sorted(positions.keys() & glosses.keys())
-    ]
+    recordings = []
+    for video in sorted(positions.keys() & glosses.keys()):
+        first, count = first_frames[video], len(positions[video])
+        # Frame numbers -> rows of positions, clipped to the recording (a gloss past the last tracked frame keeps what was tracked).
+        segments = tuple((word, min(max(start - first, 0), count - 1), min(max(end - first, 0), count - 1)) for word, start, end in glosses[video])
+        recordings.append(Recording(f"{prefix}_{video:04d}", video, speakers[video], tuple(word for word, _, _ in segments), positions[video], segments))
+    return recordings
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -193,11 +200,88 @@ def resample_uniformly(positions: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def normalised_trajectory(recording: Recording, num_frames: int) -> np.ndarray:
-    """(num_frames, 3, 2) float32 frame widths: resting nose at NOSE_POSITION, offsets times SCALE."""
+    """(num_frames, 3, 2) float32 frame widths, the raw mode: resting nose at NOSE_POSITION, offsets times SCALE."""
+    return trajectory_of(recording, num_frames, bodies=None)  # (num_frames, 3, 2) the recordings start at rest
+
+
+# Signer normalisation. The captions never name the signer, yet the global SCALE keeps each body: man-1's
+# resting hands sit 0.59 frame widths below his nose, woman-1's 0.40, and two recordings of one sentence by
+# different signers lay further apart than a random pair. Each signer's resting hand offsets from the nose
+# (mean over the frames before the first gloss of that signer's TRAINING recordings) are mapped onto one
+# canonical body: hands relative to the head lose the signer's resting offset, are scaled by canonical size /
+# signer size (size = mean length of the two resting offsets), and gain the canonical resting offset.
+# CANONICAL_REST_OFFSETS: the three Boston signers' mean resting offsets (left hand (9, 146) px, right (-7, 128)
+# px from the nose, all 181 recordings) times SCALE, rounded: the average body, which fits the frame as SCALE does.
+CANONICAL_REST_OFFSETS = ((0.03, 0.49), (-0.02, 0.43))  # (left hand, right hand) (x, y) from the nose, frame widths
+NORMALISATIONS = ("signer", "raw")  # raw: the one global SCALE, kept for comparison
+
+
+@dataclass(frozen=True)
+class SignerBody:
+    """One signer's resting pose, measured on their training recordings."""
+
+    speaker: str
+    rest_offsets: np.ndarray  # (2, 2): mean (hand - nose) per hand at rest, original pixels
+    num_recordings: int
+
+    @property
+    def size(self) -> float:
+        """Mean length of the two resting offsets, original pixels."""
+        return float(np.linalg.norm(self.rest_offsets, axis=-1).mean())
+
+
+def resting_rows(recording: Recording) -> slice:
+    """The rows before the first gloss (at least the first row): where the signer is at rest."""
+    first_gloss = recording.segments[0][1] if recording.segments else 1
+    return slice(0, max(1, first_gloss))
+
+
+def signer_bodies(train_recordings: Sequence[Recording]) -> dict[str, SignerBody]:
+    """{speaker: SignerBody} from the training recordings only: a test recording never shapes its own mapping."""
+    offsets: dict[str, list[np.ndarray]] = defaultdict(list)
+    for recording in train_recordings:
+        rest = np.asarray(recording.positions, dtype=np.float64)[resting_rows(recording)]  # (r, 3, 2)
+        offsets[recording.speaker].append((rest[:, :HEAD_INDEX] - rest[:, HEAD_INDEX:]).mean(axis=0))  # (2, 2)
+    bodies = {speaker: SignerBody(speaker, np.mean(values, axis=0), len(values)) for speaker, values in sorted(offsets.items())}
+    for body in bodies.values():
+        if body.size <= 0:
+            raise ValueError(f"signer {body.speaker!r} rests with the hands on the nose in every training recording; their size is undefined")
+    return bodies
+
+
+def check_signers_known(recordings: Sequence[Recording], bodies: dict[str, SignerBody]) -> None:
+    """A ValueError naming every signer of `recordings` who has no training recording (no body to map from)."""
+    unknown = sorted({recording.speaker for recording in recordings} - bodies.keys())
+    if unknown:
+        examples = {speaker: next(r.name for r in recordings if r.speaker == speaker) for speaker in unknown}
+        raise ValueError(f"signers {unknown} have no training recordings (e.g. {examples}): signer normalisation measures each "
+                         f"signer's body on their training recordings; add some, or pass --normalisation raw")
+
+
+def signer_normalised_positions(recording: Recording, body: SignerBody) -> np.ndarray:
+    """(n, 3, 2) float64 frame widths at the recording's own frame rate, in the canonical body."""
     positions = np.asarray(recording.positions, dtype=np.float64)  # (n, 3, 2)
-    resting_nose = positions[0, HEAD_INDEX]  # (2,) the recordings start at rest
-    placed = np.asarray(NOSE_POSITION) + (positions - resting_nose) * SCALE  # (n, 3, 2)
-    return resample_uniformly(placed, num_frames).astype(np.float32)  # (num_frames, 3, 2)
+    canonical = np.asarray(CANONICAL_REST_OFFSETS)  # (2, 2)
+    frame_widths_per_pixel = float(np.linalg.norm(canonical, axis=-1).mean()) / body.size
+    nose = positions[:, HEAD_INDEX]  # (n, 2)
+    head = np.asarray(NOSE_POSITION) + (nose - nose[0]) * frame_widths_per_pixel  # (n, 2) resting nose at NOSE_POSITION
+    hands = (positions[:, :HEAD_INDEX] - nose[:, None] - body.rest_offsets) * frame_widths_per_pixel + canonical  # (n, 2, 2) from the head
+    return np.concatenate([hands + head[:, None], head[:, None]], axis=1)  # (n, 3, 2)
+
+
+def placed_positions(recording: Recording, bodies: dict[str, SignerBody] | None) -> np.ndarray:
+    """(n, 3, 2) float64 frame widths at the recording's own frame rate: signer-normalised with `bodies`
+    (signer_bodies of the training recordings), else the raw mode (resting nose at NOSE_POSITION, offsets times SCALE)."""
+    if bodies is None:
+        positions = np.asarray(recording.positions, dtype=np.float64)  # (n, 3, 2)
+        return np.asarray(NOSE_POSITION) + (positions - positions[0, HEAD_INDEX]) * SCALE  # (n, 3, 2)
+    check_signers_known([recording], bodies)
+    return signer_normalised_positions(recording, bodies[recording.speaker])
+
+
+def trajectory_of(recording: Recording, num_frames: int, bodies: dict[str, SignerBody] | None) -> np.ndarray:
+    """(num_frames, 3, 2) float32: placed_positions resampled uniformly over the whole recording."""
+    return resample_uniformly(placed_positions(recording, bodies), num_frames).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,7 +289,7 @@ def normalised_trajectory(recording: Recording, num_frames: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _check_unique_names(recordings: Sequence[Recording]) -> None:
+def check_unique_names(recordings: Sequence[Recording]) -> None:
     counts = Counter(recording.name for recording in recordings)
     repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
@@ -214,7 +298,7 @@ def _check_unique_names(recordings: Sequence[Recording]) -> None:
 
 def split_recordings(recordings: Sequence[Recording]) -> dict[str, list[str]]:
     """{"train", "seen_sentence", "new_sentence"}: disjoint lists of names, sorted; see the module docstring."""
-    _check_unique_names(recordings)
+    check_unique_names(recordings)
     by_sentence: dict[str, list[Recording]] = defaultdict(list)
     for recording in recordings:
         by_sentence[recording.sentence].append(recording)
@@ -253,7 +337,7 @@ def split_recordings(recordings: Sequence[Recording]) -> dict[str, list[str]]:
 def split_against(train_recordings: Sequence[Recording], test_recordings: Sequence[Recording]) -> dict[str, list[str]]:
     """Splits for separate train and test folders: every training recording trains; a test recording is
     seen_sentence if its sentence occurs among the training sentences, else new_sentence."""
-    _check_unique_names([*train_recordings, *test_recordings])
+    check_unique_names([*train_recordings, *test_recordings])
     training_sentences = {recording.sentence for recording in train_recordings}
     return {
         "train": sorted(recording.name for recording in train_recordings),

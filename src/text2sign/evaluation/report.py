@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from text2sign.evaluation.generalisation_page import generalisation_markdown, write_generalisation_picture
 from text2sign.evaluation.metrics import normalise_videos
 from text2sign.evaluation.results import ConditioningEvaluation
 from text2sign.json_io import write_json
@@ -193,3 +194,18 @@ def markdown_report(result: ConditioningEvaluation, picture_labels: Sequence[str
 
     lines += ["", "## Time", ""] + _table(["part", "seconds"], [[part, seconds] for part, seconds in result.timing_seconds.items()])
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The generalisation benchmark (experiments/boston_generalisation.py)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def write_generalisation_report(results: dict, scored, directory: str | Path) -> None:
+    """generalisation.json (results as given), generalisation.md (generated from it) and generalisation.png."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "generalisation.json", _json_safe(results), allow_nan=False)
+    history = (directory / "generalisation_history.md").is_file()
+    (directory / "generalisation.md").write_text(generalisation_markdown(results, history=history), encoding="utf-8")
+    write_generalisation_picture(scored, directory / "generalisation.png")

@@ -1,0 +1,43 @@
+"""The benchmark's scoring: the paired bootstrap, a fold's model outputs on disk, the results' shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from text2sign.evaluation.generalisation import ModelFold, paired_bootstrap, read_model_fold, write_model_fold
+
+
+def test_paired_bootstrap_of_a_constant_difference_is_that_difference_exactly():
+    model = np.array([0.1, 0.2, 0.3, 0.4])
+    difference, interval = paired_bootstrap(model, model + 0.05, num_resamples=500)
+    assert difference == pytest.approx(-0.05) and interval == pytest.approx((-0.05, -0.05))
+
+
+def test_paired_bootstrap_interval_covers_the_mean_and_narrows_with_more_pairs():
+    rng = np.random.default_rng(0)
+    widths = []
+    for count in (10, 200):
+        first = rng.normal(0, 1, count)
+        second = first + rng.normal(0.5, 0.2, count)  # paired: the shared part cancels
+        difference, (low, high) = paired_bootstrap(first, second, num_resamples=2000)
+        assert low < difference < high and high < 0  # first is lower in every pair's expectation
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+
+
+def test_model_fold_round_trips_and_is_absent_until_complete(tmp_path):
+    assert read_model_fold(tmp_path / "fold_0") is None
+    positions = {"a_0001": np.full((4, 3, 2), 0.5, dtype=np.float32)}
+    found = {"a_0001": np.ones((4, 3), dtype=bool)}
+    videos = {"a_0001": np.zeros((4, 8, 8, 3), dtype=np.uint8)}
+    written = ModelFold(0, positions, found, videos, steps=2, training_minutes=0.1, budget_minutes=1.0, max_steps=2, sampling_steps=2,
+                        guidance=2.0, seed=0, num_frames=4, text_encoder="lstm", normalisation="signer", checkpoint="x",
+                        generation_seconds_per_clip=0.1, wall_minutes=0.2)
+    write_model_fold(tmp_path / "fold_0", written)
+    read = read_model_fold(tmp_path / "fold_0")
+    assert read.settings() == written.settings()
+    np.testing.assert_array_equal(read.positions["a_0001"], positions["a_0001"])
+    np.testing.assert_array_equal(read.found["a_0001"], found["a_0001"])
