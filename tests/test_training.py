@@ -274,12 +274,14 @@ def test_compile_turns_off_dynamos_ddp_optimizer_only_for_checkpointed_ddp(monke
     from text2sign.training.loop import compile_unet
     from tiny_models import tiny_unet_config
 
-    monkeypatch.setattr(torch._dynamo.config, "optimize_ddp", True)
     unet = UNet3D(tiny_unet_config(gradient_checkpointing=checkpointing))
     compiled = []
     monkeypatch.setattr(unet, "compile", lambda: compiled.append(True))
-    compile_unet(unet, distributed)
-    assert compiled == [True] and torch._dynamo.config.optimize_ddp is optimize_ddp
+    # torch's own config patch, not monkeypatch: the config module serves its defaults through __getattr__, and
+    # monkeypatch's undo deleted the attribute, failing the next case in a fresh environment.
+    with torch._dynamo.config.patch(optimize_ddp=True):
+        compile_unet(unet, distributed)
+        assert compiled == [True] and torch._dynamo.config.optimize_ddp is optimize_ddp
 
 
 def test_wall_clock_budget_stops_with_a_checkpoint_and_samples(tmp_path):
