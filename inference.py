@@ -68,15 +68,14 @@ def generate(args: argparse.Namespace) -> list[Path]:
 
     from text2sign.json_io import write_json
     from text2sign.models.pipeline import TextToSignPipeline
-    from text2sign.training.checkpoint import list_checkpoints, pipeline_directory, resolve_checkpoint
+    from text2sign.training.checkpoint import pipeline_directory, resolve_checkpoint
     from text2sign.video_io import slugify, write_video
 
     if args.num_inference_steps < 1 or args.batch_size < 1 or args.fps <= 0:
         raise ValueError("--num_inference_steps, --batch_size and --fps must be positive")
     prompts = read_prompts(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    in_run = list_checkpoints(args.checkpoint)  # empty unless --checkpoint is a training output directory
-    latest = in_run[-1] if in_run else checkpoint
+    latest = resolve_checkpoint(args.checkpoint, prefer="latest")  # the same path unless --checkpoint is an output directory
     if latest != checkpoint:  # an output directory: its best checkpoint, which is not its last
         print(f"note: {args.checkpoint} resolves to its best checkpoint {checkpoint.name} (lowest validation loss); the latest is "
               f"{latest.name}: pass {latest} to sample from it", file=sys.stderr)

@@ -36,13 +36,13 @@ from safetensors.torch import load_file
 
 from text2sign.json_io import read_json, write_json
 from text2sign.models.serialization import save_state_dict
-from text2sign.models.text_encoder import HFTextEncoder, TextEncoder, TextEncoding, to_device
+from text2sign.models.text_encoder import HFTextEncoder, TextEncoder, TextEncoding, stack_right_padded, to_device
 
 CACHE_DIRECTORY = "text_embeddings"
 STATES_FILE = "text_embeddings.safetensors"
 INDEX_FILE = "text_embeddings.json"
 CACHE_FORMAT = 1  # bump when the layout or what the states mean changes: an older cache is then refused
-BUILD_BATCH_SIZE = 64  # captions per encoder forward while building; padding waste stays small for sentences
+BUILD_BATCH_SIZE = 64  # captions per encode() call while building (a frozen encoder still runs them one at a time): bounds memory
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,6 @@ class TextEmbeddingCache:
         self.lengths = lengths  # (N,) int64
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).tolist()  # caption i: rows offsets[i]:offsets[i+1]
         self.row_of = {caption: row for row, caption in enumerate(self.captions)}
-        self._lengths = lengths.tolist()  # Python ints: a lookup reads them per caption
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -124,14 +123,9 @@ class TextEmbeddingCache:
             raise ValueError(f"{len(missing)} captions are not in the text embedding cache (e.g. {missing[0]!r}); it holds the training "
                              "captions it was built for: build it with every caption you train on")
         rows = [self.row_of[caption] for caption in captions]
-        lengths = [self._lengths[row] for row in rows]
-        longest = max(lengths)
-        states = torch.zeros(len(rows), longest, self.states.shape[1], dtype=self.states.dtype)  # (b, n, d)
-        mask = torch.zeros(len(rows), longest, dtype=torch.bool)  # (b, n)
-        for index, (row, length) in enumerate(zip(rows, lengths)):
-            states[index, :length] = self.states[self.offsets[row]: self.offsets[row + 1]]
-            mask[index, :length] = True
-        return TextEncoding(states=to_device(states, torch.device(device)), mask=to_device(mask, torch.device(device)))
+        encoding = stack_right_padded([self.states[self.offsets[row]: self.offsets[row + 1]] for row in rows])  # (b, n, d), (b, n) on the host
+        device = torch.device(device)
+        return TextEncoding(states=to_device(encoding.states, device), mask=to_device(encoding.mask, device))
 
     def fingerprint(self) -> str:
         """SHA-256 of the captions and their states: equal on two ranks only if they hold the same cache."""

@@ -95,6 +95,17 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
+def stack_right_padded(pieces: list[torch.Tensor]) -> TextEncoding:
+    """Per-caption states (n_i, d) as one batch: states (b, n_max, d), zero past each caption's end, and its mask (b, n_max)."""
+    lengths = [piece.shape[0] for piece in pieces]
+    states = pieces[0].new_zeros(len(pieces), max(lengths), pieces[0].shape[-1])  # (b, n_max, d)
+    mask = torch.zeros(len(pieces), max(lengths), dtype=torch.bool, device=pieces[0].device)  # (b, n_max)
+    for row, (piece, length) in enumerate(zip(pieces, lengths)):
+        states[row, :length] = piece
+        mask[row, :length] = True
+    return TextEncoding(states=states, mask=mask)
+
+
 def _parameter_holder(parameters: dict[str, nn.Parameter]) -> nn.Module:
     """A module owning exactly these (shared, not copied) parameters, so the strict save/load helpers work on a subset."""
     holder = nn.Module()
@@ -357,12 +368,8 @@ def _run_backbone(backbone: nn.Module, tokenizer, texts: list[str], max_length: 
     one that trains runs batched, for speed, and is never cached.
     """
     if one_caption_at_a_time:
-        encodings = [_run_backbone(backbone, tokenizer, [text], max_length, device) for text in texts]
-        longest = max(encoding.states.shape[1] for encoding in encodings)
-        return TextEncoding(
-            states=torch.cat([nn.functional.pad(encoding.states, (0, 0, 0, longest - encoding.states.shape[1])) for encoding in encodings]),  # (b, n, d)
-            mask=torch.cat([nn.functional.pad(encoding.mask, (0, longest - encoding.mask.shape[1])) for encoding in encodings]),  # (b, n)
-        )
+        # Alone, a caption has no padding: its states are (1, n_i, d), every position real.
+        return stack_right_padded([_run_backbone(backbone, tokenizer, [text], max_length, device).states[0] for text in texts])
     batch = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     input_ids = to_device(batch["input_ids"], device)  # (b, n)
     mask = to_device(batch["attention_mask"], device).bool()  # (b, n)
