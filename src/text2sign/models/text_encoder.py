@@ -36,6 +36,7 @@ WEIGHTS_FILE = "text_encoder.safetensors"
 VOCAB_FILE = "vocab.json"
 BACKBONE_DIRECTORY = "backbone"  # fine-tuned transformer + tokenizer, written by their own save_pretrained
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
+TOKENIZERS = ("words", "glosses")
 PAD_ID, UNK_ID = 0, 1
 # Only used to measure how large a pretrained backbone's token states are, so the null token starts at that
 # scale; any short caption of the kind we train on does.
@@ -54,6 +55,9 @@ class TextEncoderConfig:
     hidden_dim: int = 256  # per direction; output dim is 2 * hidden_dim (bidirectional)
     num_layers: int = 2  # stacked LSTM layers
     min_word_count: int = 1  # words seen fewer times in the training captions map to <unk>
+    # "words": words and punctuation (captions in English); "glosses": one token per whitespace-separated unit, so a
+    # gloss sentence's tokens are its signs ("IX-1P GO1 NEW-YORK" is 3 tokens, not 7)
+    tokenizer: str = "words"
 
     def __post_init__(self):
         if self.kind not in TEXT_ENCODER_KINDS:
@@ -62,6 +66,8 @@ class TextEncoderConfig:
             raise ValueError(f"max_length must be at least 1 token, got {self.max_length}")
         if self.train_last_n_layers < 0:
             raise ValueError(f"train_last_n_layers must be >= 0, got {self.train_last_n_layers}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {self.tokenizer!r}: choose one of {TOKENIZERS}")
         if self.kind == "lstm":
             if self.pretrained_path is not None:
                 raise ValueError("kind='lstm' is trained from scratch and takes no pretrained_path: drop it, or pick kind 'clip', 't5' or 'hf'")
@@ -71,6 +77,8 @@ class TextEncoderConfig:
                 if getattr(self, name) < 1:
                     raise ValueError(f"{name} must be a positive int, got {getattr(self, name)}")
         else:
+            if self.tokenizer != "words":
+                raise ValueError(f"tokenizer={self.tokenizer!r} is the lstm's word vocabulary; kind={self.kind!r} uses its own pretrained tokenizer: drop the setting")
             if not self.pretrained_path:
                 raise ValueError(f"kind={self.kind!r} needs pretrained_path: a hub name (e.g. 'openai/clip-vit-base-patch32') or a local model directory")
             if not self.freeze and self.train_last_n_layers:
@@ -235,35 +243,47 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 
 
 class Vocabulary:
-    """Caption words <-> ids. `<pad>` = 0, `<unk>` = 1, then words by descending count, ties alphabetical."""
+    """Caption tokens <-> ids. `<pad>` = 0, `<unk>` = 1, then tokens by descending count, ties alphabetical.
 
-    def __init__(self, tokens: list[str]):
+    `tokenizer` "words" splits words and punctuation; "glosses" keeps each whitespace-separated unit whole, so the
+    tokens of a gloss sentence are its signs (both NFKC-normalise and casefold).
+    """
+
+    def __init__(self, tokens: list[str], tokenizer: str = "words"):
         if tokens[:2] != [PAD_TOKEN, UNK_TOKEN] or len(set(tokens)) != len(tokens):
             raise ValueError(f"a vocabulary is {PAD_TOKEN!r}, {UNK_TOKEN!r}, then unique words; got {tokens[:5]}...")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {tokenizer!r}: choose one of {TOKENIZERS}")
         self.tokens = list(tokens)
+        self.tokenizer = tokenizer
         self.token_to_id = {token: index for index, token in enumerate(self.tokens)}
 
     @staticmethod
-    def tokenize(text: str) -> list[str]:
-        """NFKC-normalise, casefold (lowercase that also folds e.g. 'ß'), split words and punctuation."""
+    def tokenize(text: str, tokenizer: str = "words") -> list[str]:
+        """NFKC-normalise, casefold (lowercase that also folds e.g. 'ß'), then split words and punctuation ("words")
+        or at whitespace only ("glosses")."""
         text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
-        return _TOKEN_PATTERN.findall(text)
+        return text.split() if tokenizer == "glosses" else _TOKEN_PATTERN.findall(text)
 
     @classmethod
-    def build(cls, captions: list[str], min_word_count: int = 1) -> "Vocabulary":
-        counts = Counter(token for caption in captions for token in cls.tokenize(caption))
+    def build(cls, captions: list[str], min_word_count: int = 1, tokenizer: str = "words") -> "Vocabulary":
+        counts = Counter(token for caption in captions for token in cls.tokenize(caption, tokenizer))
         words = sorted((word for word, count in counts.items() if count >= min_word_count), key=lambda word: (-counts[word], word))
         if not words:
             raise ValueError(f"no word appears at least min_word_count={min_word_count} times in the {len(captions)} captions: lower min_word_count")
-        return cls([PAD_TOKEN, UNK_TOKEN] + words)
+        return cls([PAD_TOKEN, UNK_TOKEN] + words, tokenizer)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def ids(self, text: str) -> list[int]:
+        """The text's token ids, unknown tokens as <unk>."""
+        return [self.token_to_id.get(token, UNK_ID) for token in self.tokenize(text, self.tokenizer)]
+
     def encode(self, texts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> token ids (b, n) long, mask (b, n) bool. Truncates at max_length; a text with no tokens
         (empty or whitespace) becomes a single <unk>, so every row has at least one real token to attend to."""
-        rows = [[self.token_to_id.get(token, UNK_ID) for token in self.tokenize(text)][:max_length] or [UNK_ID] for text in texts]
+        rows = [self.ids(text)[:max_length] or [UNK_ID] for text in texts]
         longest = max(len(row) for row in rows)
         token_ids = torch.full((len(rows), longest), PAD_ID, dtype=torch.long)  # (b, n)
         for index, row in enumerate(rows):
@@ -272,11 +292,12 @@ class Vocabulary:
         return token_ids, mask
 
     def save(self, path: str | os.PathLike) -> None:
-        write_json(path, {"tokens": self.tokens})
+        write_json(path, {"tokens": self.tokens, "tokenizer": self.tokenizer})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
-        return cls(read_json(path)["tokens"])
+        payload = read_json(path)
+        return cls(payload["tokens"], payload.get("tokenizer", "words"))  # vocabularies saved before glosses split words
 
 
 class LSTMTextEncoder(TextEncoder):
@@ -483,5 +504,5 @@ def build_text_encoder(config: TextEncoderConfig, captions: list[str] | None = N
     if config.kind == "lstm":
         if not captions:
             raise ValueError("kind='lstm' builds its vocabulary from the training captions: pass build_text_encoder(config, captions=[...])")
-        return LSTMTextEncoder(config, Vocabulary.build(captions, config.min_word_count))
+        return LSTMTextEncoder(config, Vocabulary.build(captions, config.min_word_count, config.tokenizer))
     return HFTextEncoder(config)
