@@ -31,6 +31,9 @@ class DataConfig:
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS  # decompression-bomb guard, checked before decoding
     seed: int = 0  # random windows and flips draw from a generator seeded by (seed, epoch, index)
     horizontal_flip_probability: float = 0.0  # opt-in: a flip swaps the signing hand, which changes the sign
+    # share of training items replaced by two recordings spliced at a sign boundary into a new sentence (data/composition.py;
+    # needs a folder written by render_tracks, with placed_tracks.npz and signs.csv); 0: off
+    composition_share: float = 0.0
     summary_path: str | None = None  # also write the pairing summary as JSON here
     verbose: bool = True  # print the pairing summary when the dataset is built
 
@@ -61,6 +64,8 @@ class DataConfig:
             raise ValueError(f"max_frame_pixels must be positive, got {self.max_frame_pixels}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative (it seeds numpy's SeedSequence), got {self.seed}")
+        if not 0.0 <= self.composition_share <= 1.0:
+            raise ValueError(f"composition_share must be in [0, 1], got {self.composition_share}")
         if not 0.0 <= self.horizontal_flip_probability <= 1.0:
             raise ValueError(f"horizontal_flip_probability must be in [0, 1], got {self.horizontal_flip_probability}")
 

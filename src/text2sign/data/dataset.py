@@ -1,6 +1,10 @@
 """SignVideoDataset: NAME.gif + NAME.txt pairs (or their prepared cache) -> video tensors and captions.
 
-An item is {"video": (c, f, h, w) float32 in [-1, 1], "caption": str, "name": str}.
+An item is {"video": (c, f, h, w) float32 in [-1, 1], "caption": str, "name": str, "signer": str ("" when not known),
+"sign_positions": (f,) int64, "sign_phases": (f,) float32}: which of the caption's signs each frame shows (REST = -1)
+and how far through it, from the folder's optional signs.csv, else the uniform prior (data/sign_timing.py). Only a
+model with a sign conditioner reads the last three. With `composition_share`, that share of items are instead two
+training recordings spliced into a new sentence (data/composition.py), named "composed:A+B".
 
 Two sources, one item format:
   - the raw folder (cache_dir=None): pairing checks captions and GIF headers when the dataset is built;
@@ -30,10 +34,13 @@ import torch
 from torch.utils.data import Dataset
 
 from text2sign.data.cache import DONE, FrameCache
-from text2sign.data.clip import load_clip, shortfall_messages
+from text2sign.data.clip import CLIP_INFO_FIELDS, load_clip, shortfall_messages
+from text2sign.data.composition import SignComposer
 from text2sign.data.config import DataConfig
 from text2sign.data.frames import frames_to_video
+from text2sign.data.frames import select_positions
 from text2sign.data.pairing import format_summary, pair_folder
+from text2sign.data.sign_timing import SIGN_TIMING_FILE, check_spans_match, frame_alignment, read_sign_timing, read_signers, uniform_spans
 from text2sign.data.skips import UnreadableFileError, logger
 from text2sign.data.split import assign_splits
 from text2sign.json_io import write_json
@@ -86,6 +93,14 @@ class SignVideoDataset(Dataset):
             kept = [position for position, side in enumerate(sides) if side == config.split]
             summary["split"] = {"split": config.split, "clips": len(kept), "of": len(names), "val_fraction": config.val_fraction}
             names, captions, sources = [names[i] for i in kept], [captions[i] for i in kept], [sources[i] for i in kept]
+        signers, timings = read_signers(config.data_dir), read_sign_timing(config.data_dir)
+        for name, caption in zip(names, captions):
+            if name in timings:
+                check_spans_match(name, caption, timings[name])
+        self._signers = [signers.get(name) for name in names]  # None: not known
+        self._timings = [timings.get(name) for name in names]  # None: no labels (the uniform prior)
+        summary["signers"] = {"known": sum(signer is not None for signer in self._signers), "distinct": len(set(filter(None, self._signers)))}
+        summary["timed_clips"] = sum(spans is not None for spans in self._timings)
         if config.verbose:
             print(format_summary(summary))
         if config.summary_path is not None:
@@ -97,6 +112,7 @@ class SignVideoDataset(Dataset):
                 + ": check the pairing summary, or raise val_fraction for a small folder"
             )
         self._names, self._captions, self._sources = names, captions, sources
+        self._composer = SignComposer(config.data_dir, names, config.num_frames, config.image_size) if config.composition_share > 0 else None
         self.summary = summary
         self.decode_failures: dict[str, dict] = {}
         self.epoch = 0
@@ -112,26 +128,53 @@ class SignVideoDataset(Dataset):
         """Every item's name in index order; the dataset's own list: do not modify it."""
         return self._names
 
+    @property
+    def signers(self) -> list[str | None]:
+        """Every item's signer (None: signers.csv does not name it), in index order."""
+        return self._signers
+
+    @property
+    def timings(self) -> list[tuple | None]:
+        """Every item's SignSpans from signs.csv (None: not timed), in index order."""
+        return self._timings
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self._names)
 
-    def _load_frames(self, position: int, rng: np.random.Generator) -> np.ndarray:
-        """(f, h, w, c) uint8 frames of the item at position; UnreadableFileError from a raw GIF."""
+    def _load_frames(self, position: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """(f, h, w, c) uint8 frames of the item at position and the length of the timeline they were chosen from;
+        UnreadableFileError from a raw GIF."""
         if self._cache is not None:
-            return np.array(self._cache.frames[self._sources[position]])  # copy out of the read-only memmap
+            row = self._sources[position]
+            return np.array(self._cache.frames[row]), int(self._cache.clip_info[row, CLIP_INFO_FIELDS.index("timeline_length")])  # a copy out of the memmap
         frames, info = load_clip(self._sources[position], self.config, rng)
         for message in shortfall_messages(info.timeline_length, info.width, info.height, self.config):
             warnings.warn(message, stacklevel=2)
-        return frames
+        return frames, info.timeline_length
+
+    def _alignment(self, position: int, timeline_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(f,) sign positions and phases of the item's frames, which sit at select_positions' places on its timeline
+        (uniform sampling; a timed clip longer than a random window is an error, the uniform prior has no labels to miss)."""
+        spans = self._timings[position]
+        if spans is not None and self.config.frame_sampling == "random" and timeline_length > self.config.num_frames:
+            raise ValueError(f"{SIGN_TIMING_FILE} times {self._names[position]}'s signs over the whole clip, which a random window of "
+                             f"{self.config.num_frames} of its {timeline_length} frames does not show: train with --data.frame_sampling uniform")
+        frames = select_positions(timeline_length, self.config.num_frames, "uniform", None)  # (f,)
+        times = frames / max(timeline_length - 1, 1)  # (f,) fraction of the clip
+        return frame_alignment(spans or uniform_spans(self._captions[position]), times)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """The item at `key`: an index, or (epoch, index), which draws that epoch's random window whatever
         set_epoch said (a persistent DataLoader worker's copy of the dataset never sees set_epoch)."""
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         index = range(len(self))[index]  # IndexError past the end, as DataLoader expects
+        if self._composer is not None:  # its own stream: the window and flip draws stay those of a run without it
+            composition_rng = np.random.default_rng([self.config.seed, epoch, index, 1])
+            if composition_rng.random() < self.config.composition_share:
+                return self._composer.compose(composition_rng)
         for offset in range(len(self)):
             position = (index + offset) % len(self)
             name = self._names[position]
@@ -139,7 +182,7 @@ class SignVideoDataset(Dataset):
                 continue
             rng = np.random.default_rng([self.config.seed, epoch, position])
             try:
-                frames = self._load_frames(position, rng)  # (f, h, w, c)
+                frames, timeline_length = self._load_frames(position, rng)  # (f, h, w, c)
             except UnreadableFileError as error:
                 if self.config.strict:
                     raise
@@ -148,15 +191,20 @@ class SignVideoDataset(Dataset):
                 continue
             if self.config.horizontal_flip_probability > 0 and rng.random() < self.config.horizontal_flip_probability:
                 frames = frames[:, :, ::-1]  # mirror width: the signing hand changes side
-            return {"video": frames_to_video(frames), "caption": self._captions[position], "name": name}
+            sign_positions, sign_phases = self._alignment(position, timeline_length)  # (f,) each
+            return {"video": frames_to_video(frames), "caption": self._captions[position], "name": name, "signer": self._signers[position] or "",
+                    "sign_positions": sign_positions, "sign_phases": sign_phases}
         raise ValueError(f"none of the {len(self):,} clips could be decoded: see decode_failures and the logged reasons")
 
 
 def collate_batch(items: list[dict]) -> dict:
-    """{"video": (b, c, f, h, w), "caption": [str], "name": [str]}, stacked in numpy for the same reason
+    """{"video": (b, c, f, h, w), "caption": [str], "name": [str], "signer": [str], "sign_positions"/"sign_phases": (b, f)}, stacked in numpy for the same reason
     as frames_to_video: torch.stack on a busy machine waited 32 ms for its threads, np.stack took 0.06 ms."""
     return {
         "video": torch.from_numpy(np.stack([item["video"].numpy() for item in items])),  # (b, c, f, h, w)
         "caption": [item["caption"] for item in items],
         "name": [item["name"] for item in items],
+        "signer": [item["signer"] for item in items],
+        "sign_positions": torch.from_numpy(np.stack([item["sign_positions"] for item in items])),  # (b, f)
+        "sign_phases": torch.from_numpy(np.stack([item["sign_phases"] for item in items])),  # (b, f)
     }

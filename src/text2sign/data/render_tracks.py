@@ -14,13 +14,16 @@ The extraction floor (render, read back) is measured there (`measure_floor`, `--
 
 `python -m text2sign.data.render_tracks TRACKS_DIR OUT_DIR --image_size 64 --num_frames 16 [--signer_colours]
 [--split train|seen_sentence|new_sentence]` writes NAME.gif + NAME.txt (the gloss sentence) pairs that
-SignVideoDataset reads, plus `trajectories.npz` (the rendered (num_frames, 3, 2) trajectories keyed by name)
-and `recordings.json` (the settings, and name, video, speaker, sentence per recording).
+SignVideoDataset reads, plus `trajectories.npz` (the rendered (num_frames, 3, 2) trajectories keyed by name),
+`recordings.json` (the settings, and name, video, speaker, sentence per recording), and `signers.csv` and
+`signs.csv` (who signs, and when each gloss is signed: data/sign_timing.py), and `placed_tracks.npz` (each
+recording at its own frames, what data/composition.py splices).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
@@ -33,9 +36,10 @@ from PIL import Image, ImageDraw
 
 from text2sign.cli import run_with_one_line_errors
 from text2sign.data.tracks import (
-    JOINTS, NOSE_POSITION, SCALE, SPLITS, Recording, SignerBody, check_trajectory, load_recordings,
+    JOINTS, NOSE_POSITION, SCALE, SPLITS, Recording, SignerBody, check_trajectory, load_recordings, placed_positions,
     split_recordings, trajectory_of,
 )
+from text2sign.data.sign_timing import SIGN_TIMING_FILE, SIGNERS_FILE
 from text2sign.json_io import write_json
 from text2sign.video_io import write_gif
 
@@ -62,6 +66,7 @@ OFF_HUE_NEAR = 0.35
 OFF_HUE_FAR = 0.7
 MIN_JOINT_CHROMA = 80.0  # a joint colour needs this much chroma (0-255 units) to stand out from noise
 MIN_IMAGE_SIZE = 8  # pixels: a hand disc is already under one pixel across at 8; smaller draws nothing useful
+PLACED_TRACKS_FILE = "placed_tracks.npz"  # name -> (n, 3, 2) float32 frame widths at the recording's own frames
 GIF_FPS = 8.0  # nominal: every clip is num_frames frames spanning its whole recording, whatever its length
 
 # Torso and arm colours per signer with --signer_colours; joint colours stay, so extraction is unchanged.
@@ -233,6 +238,9 @@ def render_folder(
         (out_dir / f"{recording.name}.txt").write_text(recording.sentence + "\n", encoding="utf-8")
         trajectories[recording.name] = trajectory
     np.savez(out_dir / "trajectories.npz", **trajectories)
+    # Every recording at its own frames in the rendered body: what composition augmentation splices (data/composition.py).
+    np.savez(out_dir / PLACED_TRACKS_FILE, **{recording.name: placed_positions(recording, bodies).astype(np.float32) for recording in recordings})
+    write_signers_and_timing(out_dir, recordings)
     write_json(out_dir / "recordings.json", {
         "tracks_dir": str(Path(tracks_dir).resolve()),
         "image_size": image_size,
@@ -248,6 +256,23 @@ def render_folder(
         ],
     })
     return [recording.name for recording in recordings]
+
+
+def write_signers_and_timing(out_dir: Path, recordings: Sequence[Recording]) -> None:
+    """signers.csv (the speaker) and signs.csv (each gloss's frames as fractions of the recording) beside the clips,
+    the optional conditions of data/sign_timing.py. A rendered clip spans its whole recording, row 0 to row n - 1,
+    so a row's fraction of the clip is row / (n - 1) at any frame count."""
+    with open(out_dir / SIGNERS_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "signer"])
+        writer.writerows([recording.name, recording.speaker] for recording in recordings)
+    with open(out_dir / SIGN_TIMING_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "sign", "start", "end"])
+        for recording in recordings:
+            last_row = max(recording.positions.shape[0] - 1, 1)
+            writer.writerows([recording.name, gloss, f"{first / last_row:.6f}", f"{min(last, last_row) / last_row:.6f}"]
+                             for gloss, first, last in recording.segments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,6 @@ train 45 / 35 / 39, seen_sentence 18 / 9 / 10, new_sentence 7 / 12 / 6.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from text2sign.data.csv_rows import read_csv_rows
 from text2sign.data.skips import logger
 from text2sign.data.split import hash_fraction
 
@@ -82,12 +82,7 @@ def _read_rows(path: Path, header: Sequence[str]) -> list[tuple[int, dict[str, s
     """(line number, row) pairs of a CSV with the given columns (extra columns are ignored)."""
     if not path.is_file():
         raise ValueError(f"{path} not found: a tracks folder holds {TRACKS_FILE} and {WORDS_FILE}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in header if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must name {','.join(header)}")
-        return [(reader.line_num, row) for row in reader]
+    return read_csv_rows(path, header)
 
 
 def _number(path: Path, line: int, row: dict[str, str], column: str, kind: type):
@@ -197,6 +192,20 @@ def resample_uniformly(positions: np.ndarray, num_frames: int) -> np.ndarray:
     after = np.minimum(before + 1, count - 1)  # (num_frames,)
     fraction = (times - before).reshape(-1, *([1] * (positions.ndim - 1)))  # (num_frames, 1, ...)
     return (1.0 - fraction) * positions[before] + fraction * positions[after]  # (num_frames, ...)
+
+
+JOIN_BLEND_FRAMES = 4  # recorded frames (30 fps, ~0.13 s) cross-faded where two recordings' pieces meet
+
+
+def cross_fade(first: np.ndarray, second: np.ndarray, blend_frames: int = JOIN_BLEND_FRAMES) -> tuple[np.ndarray, int]:
+    """(first then second, joined, where second starts in it): second's first rows fade in over first's last rows, at most
+    blend_frames and at most half of either side, so a short rest or sign is blended into, never blended away."""
+    overlap = min(blend_frames, len(first) // 2, len(second) // 2)
+    if overlap == 0:
+        return np.concatenate([first, second]), len(first)
+    weights = np.linspace(1, overlap, overlap).reshape(-1, *([1] * (first.ndim - 1))) / (overlap + 1)  # (overlap, 1, ...) towards second
+    blended = (1 - weights) * first[len(first) - overlap:] + weights * second[:overlap]
+    return np.concatenate([first[:len(first) - overlap], blended, second[overlap:]]), len(first) - overlap
 
 
 def normalised_trajectory(recording: Recording, num_frames: int) -> np.ndarray:

@@ -122,6 +122,15 @@ def caption_table(pipeline, distinct_captions: Sequence[str]) -> TextEncoding:
     return pipeline.encode_text(rows, drop=drop)  # (m + 1, n, d), (m + 1, n)
 
 
+def sign_table(pipeline, distinct_captions: Sequence[str], num_frames: int) -> torch.Tensor | None:
+    """caption_table's rows as the sign conditioner sees them (a model with one; else None): each caption's signs laid
+    out as sampling lays them out (no signer), the last row the null branch. (m + 1, [f,] 4c)."""
+    if pipeline.sign_conditioner is None:
+        return None
+    rows = list(distinct_captions) + [distinct_captions[0]]
+    return pipeline.sign_conditioner(rows, drop_text=torch.arange(len(rows)) == len(distinct_captions), num_frames=num_frames)
+
+
 def clearly_lower(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """first < second by more than LOSS_TIE_TOLERANCE relative to the larger magnitude (elementwise, broadcast)."""
     return second - first > LOSS_TIE_TOLERANCE * torch.maximum(first.abs(), second.abs())
@@ -136,8 +145,9 @@ def _check_clips(videos, captions: Sequence[str]) -> tuple[torch.Tensor, list[st
 
 
 def pair_losses(pipeline, videos: torch.Tensor, table: TextEncoding, clip_indices: Sequence[int], text_rows: Sequence[int],
-                timesteps: torch.Tensor, seed: int, batch_size: int) -> torch.Tensor:
-    """Unweighted denoising loss (num_pairs, k) of clip clip_indices[p] under table row text_rows[p] at each timestep.
+                timesteps: torch.Tensor, seed: int, batch_size: int, signs: torch.Tensor | None = None) -> torch.Tensor:
+    """Unweighted denoising loss (num_pairs, k) of clip clip_indices[p] under table row text_rows[p] at each timestep
+    (`signs`: sign_table's rows, for a model with a sign conditioner).
 
     Clip i at timestep j always gets clip_noise(seed, i)[j], whatever its text and batch. Pairs should be
     ordered by clip so a clip's noise is drawn once. Call inside `evaluation_weights`.
@@ -159,7 +169,8 @@ def pair_losses(pipeline, videos: torch.Tensor, table: TextEncoding, clip_indice
         batch_timesteps = timesteps[[step for _, step in chunk]].to(device)  # (b,)
         rows = torch.tensor([text_rows[pair] for pair, _ in chunk], device=table.states.device)  # (b,)
         text = TextEncoding(states=table.states[rows], mask=table.mask[rows])  # (b, n, d), (b, n)
-        batch_losses = objective.per_sample_loss(batch_videos, text, batch_timesteps, noise)  # (b,)
+        extra = None if signs is None else signs[rows.to(signs.device)]  # (b, [f,] 4c)
+        batch_losses = objective.per_sample_loss(batch_videos, text, batch_timesteps, noise, extra)  # (b,)
         losses[[pair for pair, _ in chunk], [step for _, step in chunk]] = batch_losses.double().cpu()
     return losses  # (num_pairs, k)
 
@@ -189,7 +200,8 @@ def conditional_loss_gap(pipeline, videos, captions: Sequence[str], timesteps: S
         text_rows += [row_of[caption], row_of[captions[wrong[clip]]], null_row]
     with evaluation_weights(pipeline):
         table = caption_table(pipeline, distinct)
-        losses = pair_losses(pipeline, videos, table, clip_indices, text_rows, timestep_tensor, seed, batch_size)  # (3n, k)
+        signs = sign_table(pipeline, distinct, videos.shape[2])
+        losses = pair_losses(pipeline, videos, table, clip_indices, text_rows, timestep_tensor, seed, batch_size, signs)  # (3n, k)
     losses = losses.view(len(captions), 3, len(timestep_tensor))  # (n, condition, k): right, deranged, null
     per_clip = losses.mean(dim=2)  # (n, 3)
     right, deranged, null = per_clip.unbind(dim=1)  # (n,) each
@@ -242,7 +254,8 @@ def caption_identification(pipeline, videos, captions: Sequence[str], num_candid
     text_rows = [row for rows in candidates for row in rows]
     with evaluation_weights(pipeline):
         table = caption_table(pipeline, distinct)
-        losses = pair_losses(pipeline, videos, table, clip_indices, text_rows, timestep_tensor, seed, batch_size)  # (n * K, k)
+        signs = sign_table(pipeline, distinct, videos.shape[2])
+        losses = pair_losses(pipeline, videos, table, clip_indices, text_rows, timestep_tensor, seed, batch_size, signs)  # (n * K, k)
     loss_matrix = losses.mean(dim=1).view(len(captions), num_candidates)  # (n, K), column 0 = true caption
     true_losses = loss_matrix[:, :1]  # (n, 1)
     tied = ~clearly_lower(true_losses, loss_matrix) & ~clearly_lower(loss_matrix, true_losses)  # (n, K)
@@ -261,8 +274,9 @@ GENERATION_BATCH = 24  # prompts sampled together by the deterministic samplers
 
 def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] = DEFAULT_SEEDS, num_inference_steps: int = 50,
                          guidance_scale: float = 4.0, scheduler: str | None = None, num_frames: int | None = None,
-                         height: int | None = None, width: int | None = None) -> torch.Tensor:
-    """Float videos (num_prompts, num_seeds, c, f, h, w) in [-1, 1], sampled with the EMA weights.
+                         height: int | None = None, width: int | None = None, signers: Sequence[str | None] | None = None) -> torch.Tensor:
+    """Float videos (num_prompts, num_seeds, c, f, h, w) in [-1, 1], sampled with the EMA weights. `signers`: one per
+    prompt (a model with signer conditioning; None: any signer).
 
     Seed s means the same initial noise x_T (and, for the stochastic samplers, the same step noise) for every
     prompt, so videos[p, s] and videos[q, s] differ only by the text, and a prompt's video is the same whether
@@ -278,7 +292,10 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
     num_frames = num_frames or pipeline.config.num_frames
     height, width = height or pipeline.config.image_size, width or pipeline.config.image_size
     shape = (1, pipeline.unet.config.in_channels, num_frames, height, width)
-    chunks = [prompts[start:start + GENERATION_BATCH] for start in range(0, len(prompts), GENERATION_BATCH)] if deterministic else [[prompt] for prompt in prompts]
+    if signers is not None and len(signers) != len(prompts):
+        raise ValueError(f"give one signer per prompt: {len(signers)} signers for {len(prompts)} prompts")
+    rows = list(range(len(prompts)))
+    chunks = [rows[start:start + GENERATION_BATCH] for start in range(0, len(rows), GENERATION_BATCH)] if deterministic else [[row] for row in rows]
     by_seed = []
     for seed in seeds:
         videos = []
@@ -289,9 +306,10 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
             generator = torch.Generator().manual_seed(seed)
             initial_noise = torch.randn(shape, generator=generator)  # (1, c, f, h, w): seed s's x_T, shared by every prompt
             latents = initial_noise.expand(len(chunk), *shape[1:]).clone()  # (b, c, f, h, w)
-            generated = pipeline(chunk, num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
-                                 guidance_scale=guidance_scale, scheduler=scheduler, generator=generator,
-                                 use_ema=True, progress=False, output_type="tensor", latents=latents)  # (b, c, f, h, w)
+            generated = pipeline([prompts[row] for row in chunk], num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
+                                 guidance_scale=guidance_scale, scheduler=scheduler, generator=generator, use_ema=True, progress=False,
+                                 output_type="tensor", latents=latents,
+                                 signer=None if signers is None else [signers[row] for row in chunk])  # (b, c, f, h, w)
             # The uint8 output clamps too; clamping here scores what a viewer of the GIF would see.
             videos.append(generated.clamp(-1, 1).float().cpu())
         by_seed.append(torch.cat(videos))  # (p, c, f, h, w)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from text2sign.data.tracks import Recording, resample_uniformly
+from text2sign.data.tracks import JOIN_BLEND_FRAMES, Recording, cross_fade, resample_uniformly
 from text2sign.evaluation.trajectory import dtw_mje_many, hands_relative_to_head, nearest_caption_retrieval
 
 VARIANTS = ("medoid", "context", "retrieve_edit")
-BLEND_FRAMES = 4  # recorded frames (30 fps, ~0.13 s) cross-faded at each join: a fifth of a median 10-frame gloss
+BLEND_FRAMES = JOIN_BLEND_FRAMES  # recorded frames (30 fps, ~0.13 s) cross-faded at each join: a fifth of a median 10-frame gloss
 MEDOID_FRAMES = 8  # instances are compared at this many frames when finding the medoid
 
 
@@ -147,21 +147,14 @@ class GlossStitcher:
     # ---- the trajectory
     def stitch(self, pieces: Sequence[Piece]) -> np.ndarray:
         """(n, 3, 2): the pieces in order; consecutive rows of one recording join as they are, other joins
-        cross-fade over up to BLEND_FRAMES rows (the next piece's first rows fade in over the previous piece's last)."""
+        cross-fade (tracks.cross_fade) over up to BLEND_FRAMES rows."""
         output = self.rows(pieces[0]).copy()
         for previous, piece in zip(pieces, pieces[1:]):
             rows = self.rows(piece)
             if piece.recording == previous.recording and piece.first == previous.last + 1:
                 output = np.concatenate([output, rows])
                 continue
-            # At most half of either side, so a short rest or gloss is blended into, never blended away.
-            overlap = min(BLEND_FRAMES, len(output) // 2, len(rows) // 2)
-            if overlap == 0:
-                output = np.concatenate([output, rows])
-                continue
-            weights = np.linspace(1, overlap, overlap)[:, None, None] / (overlap + 1)  # (overlap, 1, 1) towards the next piece
-            blended = (1 - weights) * output[len(output) - overlap:] + weights * rows[:overlap]
-            output = np.concatenate([output[:len(output) - overlap], blended, rows[overlap:]])
+            output, _ = cross_fade(output, rows, BLEND_FRAMES)
         return output
 
     def trajectory(self, sentence: str, variant: str, num_frames: int) -> np.ndarray:

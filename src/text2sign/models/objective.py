@@ -15,6 +15,7 @@ from torch import nn
 
 from text2sign.models.pipeline import PipelineConfig, TextToSignPipeline
 from text2sign.models.scheduler import Scheduler
+from text2sign.models.sign_conditioning import SignConditioner
 from text2sign.models.text_cache import TextEmbeddingCache
 from text2sign.models.text_encoder import TextEncoder, TextEncoding
 from text2sign.models.unet3d import UNet3D
@@ -28,12 +29,13 @@ class DenoisingObjective(nn.Module):
     """
 
     def __init__(self, unet: UNet3D, text_encoder: TextEncoder, scheduler: Scheduler, config: PipelineConfig,
-                 text_cache: TextEmbeddingCache | None = None):
+                 text_cache: TextEmbeddingCache | None = None, sign_conditioner: SignConditioner | None = None):
         super().__init__()
         self.unet = unet  # registered first, as in the pipeline: the same parameter order
         self.text_encoder = text_encoder
         self.scheduler = scheduler
         self.config = config
+        self.sign_conditioner = sign_conditioner  # the pipeline's signer / sign-track embedding, when it has one
         # A frozen encoder's states, looked up instead of computed (models/text_cache.py); a plain attribute, not a
         # module: it holds no parameters, and the null embedding stays the encoder's own.
         self.text_cache = text_cache
@@ -41,7 +43,7 @@ class DenoisingObjective(nn.Module):
     @classmethod
     def for_pipeline(cls, pipeline: TextToSignPipeline, text_cache: TextEmbeddingCache | None = None) -> "DenoisingObjective":
         """The objective of `pipeline`, sharing its networks (no copies) and its training/eval mode."""
-        objective = cls(pipeline.unet, pipeline.text_encoder, pipeline.scheduler, pipeline.config, text_cache)
+        objective = cls(pipeline.unet, pipeline.text_encoder, pipeline.scheduler, pipeline.config, text_cache, pipeline.sign_conditioner)
         objective.training = pipeline.training  # only the flag: the shared networks keep the modes they have
         return objective
 
@@ -66,15 +68,29 @@ class DenoisingObjective(nn.Module):
             return clamped / (snr + 1)
         return clamped
 
-    def per_sample_loss(self, videos: torch.Tensor, text: TextEncoding, timesteps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Unweighted denoising MSE per clip, (b,): the quantity validation and the evaluation's loss gap compare."""
+    def per_sample_loss(self, videos: torch.Tensor, text: TextEncoding, timesteps: torch.Tensor, noise: torch.Tensor,
+                        extra_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """Unweighted denoising MSE per clip, (b,): the quantity validation and the evaluation's loss gap compare.
+        extra_embedding: the sign conditioner's (b, [f,] 4c) (`sign_embedding`)."""
         noisy = self.scheduler.add_noise(videos, noise, timesteps)  # (b, c, f, h, w) x_t
-        prediction = self.unet(noisy, timesteps, text.states, text.mask)  # (b, c, f, h, w)
+        prediction = self.unet(noisy, timesteps, text.states, text.mask, extra_embedding)  # (b, c, f, h, w)
         target = self.target(videos, noise, timesteps)  # (b, c, f, h, w)
         return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (b,)
 
-    def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Caption dropout, random timesteps and noise, weighted denoising loss (scalar).
+    def sign_embedding(self, captions: list[str], num_frames: int, signers: list[str | None] | None = None, sign_positions: torch.Tensor | None = None,
+                       sign_phases: torch.Tensor | None = None, drop_text: torch.Tensor | None = None,
+                       drop_signer: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The sign conditioner's embedding (b, [f,] 4c) for these clips, or None without one. Clips without timing labels
+        (sign_positions None) get the uniform prior the conditioner was built for."""
+        if self.sign_conditioner is None:
+            return None
+        return self.sign_conditioner(list(captions), signers, sign_positions, sign_phases, drop_text=drop_text, drop_signer=drop_signer,
+                                     num_frames=num_frames)
+
+    def forward(self, videos: torch.Tensor, captions: list[str], generator: torch.Generator | None = None, signers: list[str | None] | None = None,
+                sign_positions: torch.Tensor | None = None, sign_phases: torch.Tensor | None = None) -> torch.Tensor:
+        """Caption dropout, random timesteps and noise, weighted denoising loss (scalar). signers, sign_positions and
+        sign_phases (b, f): the batch's signer names and frame alignment, read by the sign conditioner when there is one.
 
         Draws come from `generator` on its own device (the videos' without one). The training loop's generator lives
         on the training device: noise drawn on the host and copied over would make every step wait for the GPU.
@@ -87,9 +103,17 @@ class DenoisingObjective(nn.Module):
         drop = torch.rand(batch, generator=generator, device=draw_device).to(videos.device) < self.config.caption_dropout_prob  # (b,)
         if not self.training:
             drop = torch.zeros_like(drop)
-        if self.text_cache is not None:
+        # The cache holds the training captions; a batch with a composed sentence (data/composition.py) is encoded, which
+        # gives a frozen encoder's very states (it encodes each caption alone, as the cache was built).
+        if self.text_cache is not None and self.text_cache.covers(list(captions)):
             text = self.text_encoder.with_null(self.text_cache.lookup(list(captions), videos.device), drop)  # (b, n, d), (b, n)
         else:
             text = self.text_encoder.encode(list(captions), drop)  # (b, n, d), (b, n)
-        losses = self.per_sample_loss(videos, text, timesteps, noise)  # (b,)
+        drop_signer = None
+        if self.sign_conditioner is not None and self.sign_conditioner.has_signers:  # drawn only then: other runs keep their draws
+            drop_signer = torch.rand(batch, generator=generator, device=draw_device).to(videos.device) < self.config.signer_dropout_prob  # (b,)
+            if not self.training:
+                drop_signer = torch.zeros_like(drop_signer)
+        extra = self.sign_embedding(captions, videos.shape[2], signers, sign_positions, sign_phases, drop, drop_signer)  # (b, [f,] 4c) or None
+        losses = self.per_sample_loss(videos, text, timesteps, noise, extra)  # (b,)
         return (losses * self.loss_weights(timesteps)).mean()

@@ -23,6 +23,7 @@ from text2sign.model_card import TrainingSummary, write_model_card
 from text2sign.models.ema import ExponentialMovingAverage, evaluation_weights
 from text2sign.models.scheduler import SCHEDULERS, Scheduler, SchedulerConfig, make_scheduler
 from text2sign.models.serialization import config_from_dict, save_state_dict
+from text2sign.models.sign_conditioning import SIGN_CONDITIONING_DIRECTORY, SignConditioner, build_sign_conditioner
 from text2sign.models.text_encoder import TextEncoder, TextEncoderConfig, TextEncoding, build_text_encoder
 from text2sign.models.unet3d import UNet3D, UNet3DConfig
 
@@ -38,8 +39,14 @@ class PipelineConfig:
     loss_weighting: str = "min_snr"  # "mse" | "min_snr"
     min_snr_gamma: float = 5.0  # Hang et al. 2023: clamp each timestep's SNR weight at gamma
     sampler: str = "ddim"  # default sampler for __call__: a key of SCHEDULERS
+    # Optional conditions (models/sign_conditioning.py), both off by default:
+    signer_conditioning: bool = False  # a learned embedding per signer (signers.csv beside the clips); --signer NAME at sampling
+    signer_dropout_prob: float = 0.1  # share of training clips whose signer is hidden, so sampling without a signer works
+    sign_track: bool = False  # each frame learns which sign it shows: timing labels (signs.csv) or the uniform prior; predicted at sampling
 
     def __post_init__(self):
+        if not 0.0 <= self.signer_dropout_prob < 1.0:
+            raise ValueError(f"signer_dropout_prob must be in [0, 1), got {self.signer_dropout_prob}")
         if not 0.0 <= self.caption_dropout_prob < 1.0:
             raise ValueError(f"caption_dropout_prob must be in [0, 1), got {self.caption_dropout_prob}")
         if self.loss_weighting not in ("mse", "min_snr"):
@@ -61,15 +68,25 @@ def videos_to_uint8(videos: torch.Tensor) -> torch.Tensor:
 class TextToSignPipeline(nn.Module):
     """UNet3D + scheduler + text encoder. An nn.Module so `.to(device)` and `.parameters()` cover both networks."""
 
-    def __init__(self, unet: UNet3D, scheduler: Scheduler, text_encoder: TextEncoder, config: PipelineConfig | None = None):
+    def __init__(self, unet: UNet3D, scheduler: Scheduler, text_encoder: TextEncoder, config: PipelineConfig | None = None,
+                 sign_conditioner: SignConditioner | None = None):
         super().__init__()
         if unet.config.text_dim != text_encoder.output_dim:
             raise ValueError(f"UNet text_dim={unet.config.text_dim} but the text encoder outputs {text_encoder.output_dim}; build it with build_pipeline(), which sets text_dim from the encoder")
+        if sign_conditioner is not None and sign_conditioner.config.embedding_dim != unet.config.embedding_dim:
+            raise ValueError(f"the sign conditioner's embedding_dim {sign_conditioner.config.embedding_dim} is not the UNet's {unet.config.embedding_dim}")
         self.unet = unet
         self.text_encoder = text_encoder
         self.scheduler = scheduler
         self.config = config or PipelineConfig()
+        # Registered last, so a pipeline without one has the parameter order (and optimizer state layout) it always had.
+        self.sign_conditioner = sign_conditioner
         self.ema: ExponentialMovingAverage | None = None
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        """The signers `signer=` accepts (empty without signer conditioning)."""
+        return self.sign_conditioner.config.signers if self.sign_conditioner is not None and self.sign_conditioner.has_signers else ()
 
     @property
     def device(self) -> torch.device:
@@ -97,13 +114,16 @@ class TextToSignPipeline(nn.Module):
         output_type: str = "uint8",
         latents: torch.Tensor | None = None,
         callback: Callable[[int, int], None] | None = None,
+        signer: str | list[str | None] | None = None,
     ) -> torch.Tensor:
         """Generate one video per prompt: uint8 (b, f, h, w, 3), or float (b, c, f, h, w) in [-1, 1] with output_type="tensor".
 
         guidance_scale w: noise_pred = uncond + w * (cond - uncond) (Ho & Salimans 2022, eq. 6 rewritten); w = 1 is
         plain conditional sampling and skips the unconditional pass. `latents` (b, c, f, h, w) replaces the
         initial noise x_T drawn from `generator` (e.g. one noise shared by several prompts). `callback(steps_done,
-        num_inference_steps)` runs after each denoising step (the web demo's progress bar).
+        num_inference_steps)` runs after each denoising step (the web demo's progress bar). `signer`: one of
+        `pipeline.signers` for every prompt, or one per prompt (None: any signer); an unknown name is an error
+        listing the known ones. A model with a sign track lays each prompt's signs out by its training durations.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
@@ -115,6 +135,7 @@ class TextToSignPipeline(nn.Module):
         num_frames = num_frames or self.config.num_frames
         height = height or self.config.image_size
         width = width or self.config.image_size
+        signers = self._signers_for(prompts, signer)
         sampler = make_scheduler(scheduler or self.config.sampler, self.scheduler.config)
         sampler.set_timesteps(num_inference_steps)
         with evaluation_weights(self, use_ema):  # eval mode and EMA weights, both restored even on an error
@@ -124,6 +145,11 @@ class TextToSignPipeline(nn.Module):
             if guided:  # the same rows twice, the second copy as the null embedding: one encoder pass, not two
                 doubled = TextEncoding(states=text.states.repeat(2, 1, 1), mask=text.mask.repeat(2, 1))  # (2b, n, d), (2b, n)
                 text = self.text_encoder.with_null(doubled, torch.arange(2 * batch) >= batch)  # cond rows, then null rows
+            extra = None
+            if self.sign_conditioner is not None:  # the null rows keep the signer and lose the sign track with the text
+                rows = 2 * batch if guided else batch
+                extra = self.sign_conditioner(prompts * (rows // batch), (signers * (rows // batch)) if signers else None,
+                                              drop_text=torch.arange(rows) >= batch, num_frames=num_frames)  # (2b or b, [f,] 4c)
             shape = (batch, self.unet.config.in_channels, num_frames, height, width)
             if latents is not None and tuple(latents.shape) != shape:
                 raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
@@ -132,7 +158,7 @@ class TextToSignPipeline(nn.Module):
             for step_index, timestep in enumerate(tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False)):
                 model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
                 timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)
-                model_output = self.unet(model_input, timesteps, text.states, text.mask)  # (2b or b, c, f, h, w)
+                model_output = self.unet(model_input, timesteps, text.states, text.mask, extra)  # (2b or b, c, f, h, w)
                 if guided:
                     output_conditional, output_null = model_output.chunk(2)  # (b, c, f, h, w) each
                     model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)
@@ -140,6 +166,18 @@ class TextToSignPipeline(nn.Module):
                 if callback is not None:
                     callback(step_index + 1, len(sampler.timesteps))
         return videos_to_uint8(sample) if output_type == "uint8" else sample
+
+    def _signers_for(self, prompts: list[str], signer: str | list[str | None] | None) -> list[str | None] | None:
+        if signer is None:
+            return None
+        signers = [signer] * len(prompts) if isinstance(signer, str) else list(signer)
+        if len(signers) != len(prompts):
+            raise ValueError(f"give one signer, or one per prompt: {len(signers)} signers for {len(prompts)} prompts")
+        if any(signers) and not self.signers:
+            raise ValueError("this model was trained without signer conditioning: sample without a signer (train with --pipeline.signer_conditioning true)")
+        if self.sign_conditioner is not None:
+            self.sign_conditioner.signer_ids(signers)  # an unknown name fails here, before any denoising
+        return signers
 
     # ---- save / load -----------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, training: TrainingSummary | None = None) -> None:
@@ -152,6 +190,8 @@ class TextToSignPipeline(nn.Module):
         self.text_encoder.save_pretrained(directory / "text_encoder")
         self.scheduler.save_pretrained(directory / "scheduler")
         write_json(directory / PIPELINE_CONFIG_NAME, dataclasses.asdict(self.config))
+        if self.sign_conditioner is not None:
+            self.sign_conditioner.save_pretrained(directory / SIGN_CONDITIONING_DIRECTORY)
         if self.ema is not None:
             save_state_dict(self.ema.state_dict(), directory / EMA_WEIGHTS_NAME)
         write_model_card(directory, self, training)
@@ -167,7 +207,9 @@ class TextToSignPipeline(nn.Module):
         text_encoder = TextEncoder.from_pretrained(directory / "text_encoder")
         scheduler = Scheduler.from_pretrained(directory / "scheduler")
         config = config_from_dict(PipelineConfig, read_json(directory / PIPELINE_CONFIG_NAME))
-        pipeline = cls(unet, scheduler, text_encoder, config).to(device)
+        conditioner_directory = directory / SIGN_CONDITIONING_DIRECTORY
+        sign_conditioner = SignConditioner.from_pretrained(conditioner_directory) if conditioner_directory.is_dir() else None
+        pipeline = cls(unet, scheduler, text_encoder, config, sign_conditioner).to(device)
         if (directory / EMA_WEIGHTS_NAME).is_file():
             pipeline.ema = ExponentialMovingAverage(pipeline)
             pipeline.ema.load_state_dict(load_file(str(directory / EMA_WEIGHTS_NAME)))
@@ -181,15 +223,21 @@ def build_pipeline(
     text_encoder: TextEncoderConfig | None = None,
     scheduler: SchedulerConfig | None = None,
     pipeline: PipelineConfig | None = None,
+    signers: list[str | None] | None = None,
+    timings: list | None = None,
 ) -> TextToSignPipeline:
     """A fresh, untrained pipeline from its component configs: the one place one is assembled.
 
     The text encoder is built first (the lstm builds its vocabulary from `captions`, the training captions), so
     the UNet's cross-attention width comes from it: `unet.text_dim=None` (the default) means "the encoder's".
     Training uses the DDPM class; sampling picks its sampler per call (`pipeline.config.sampler` by default).
+    `signers` and `timings` (per training clip, in `captions` order; data/sign_timing.py) build the sign conditioner
+    when `pipeline.signer_conditioning` or `pipeline.sign_track` asks for one.
     """
     encoder = build_text_encoder(text_encoder or TextEncoderConfig(), captions=captions)
     unet = unet or UNet3DConfig()
     if unet.text_dim is None:
         unet = dataclasses.replace(unet, text_dim=encoder.output_dim)
-    return TextToSignPipeline(UNet3D(unet), make_scheduler("ddpm", scheduler or SchedulerConfig()), encoder, pipeline or PipelineConfig())
+    pipeline = pipeline or PipelineConfig()
+    conditioner = build_sign_conditioner(unet.embedding_dim, list(captions or []), signers, timings, pipeline.signer_conditioning, pipeline.sign_track)
+    return TextToSignPipeline(UNet3D(unet), make_scheduler("ddpm", scheduler or SchedulerConfig()), encoder, pipeline, conditioner)

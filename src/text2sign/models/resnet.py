@@ -39,6 +39,8 @@ class FactorisedConv3d(nn.Module):
 class ResBlock3D(nn.Module):
     """GroupNorm-SiLU-conv twice, the timestep (+ pooled text) embedding entering as scale and shift.
 
+    The embedding is (b, E) for the whole clip, or (b, f, E) when it carries a per-frame condition.
+
     Scale-and-shift (FiLM; Dhariwal & Nichol 2021, "AdaGN") lets the noise level rescale features
     rather than only offset them. The last convolution starts at zero, so the block starts as identity.
     """
@@ -57,7 +59,11 @@ class ResBlock3D(nn.Module):
 
     def forward(self, video: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         hidden = self.conv_in(F.silu(self.norm_in(video)))  # (b, c_out, f, h, w)
-        scale, shift = rearrange(self.embedding_projection(F.silu(embedding)), "b (two c) -> two b c 1 1 1", two=2)  # (b, c_out, 1, 1, 1) each
+        projected = self.embedding_projection(F.silu(embedding))  # (b, 2c_out), or (b, f, 2c_out) with a per-frame embedding
+        if projected.ndim == 3:  # a per-frame condition (models/sign_conditioning.py): each frame its own scale and shift
+            scale, shift = rearrange(projected, "b f (two c) -> two b c f 1 1", two=2)  # (b, c_out, f, 1, 1) each
+        else:
+            scale, shift = rearrange(projected, "b (two c) -> two b c 1 1 1", two=2)  # (b, c_out, 1, 1, 1) each
         hidden = self.norm_out(hidden) * (1 + scale) + shift  # (b, c_out, f, h, w)
         hidden = self.conv_out(self.dropout(F.silu(hidden)))  # (b, c_out, f, h, w)
         return self.skip(video) + hidden  # (b, c_out, f, h, w)

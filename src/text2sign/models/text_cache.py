@@ -116,6 +116,10 @@ class TextEmbeddingCache:
         added = TextEmbeddingCache.build(encoder, missing, key=self.key)
         return TextEmbeddingCache(self.key, self.captions + added.captions, torch.cat([self.states, added.states]), torch.cat([self.lengths, added.lengths]))
 
+    def covers(self, captions: list[str]) -> bool:
+        """Whether every caption is in the cache (a composed sentence, data/composition.py, is not)."""
+        return all(caption in self.row_of for caption in captions)
+
     def lookup(self, captions: list[str], device: torch.device | str = "cpu") -> TextEncoding:
         """States (b, n, d) and mask (b, n) for `captions`, n the longest of them, padded on the right as the encoder pads."""
         missing = [caption for caption in captions if caption not in self.row_of]

@@ -64,6 +64,11 @@ class UNet3DConfig:
         return [self.model_channels * multiplier for multiplier in self.channel_mult]
 
     @property
+    def embedding_dim(self) -> int:
+        """Width of the timestep embedding every residual block reads (and extra conditions add to)."""
+        return 4 * self.model_channels
+
+    @property
     def size_multiple(self) -> int:
         """Height and width must be divisible by this (one halving between consecutive levels)."""
         return 2 ** (len(self.channel_mult) - 1)
@@ -93,7 +98,7 @@ class UNet3D(nn.Module):
             raise ValueError("UNet3DConfig.text_dim is None: set it to the text encoder's output_dim, or build the pipeline with build_pipeline(), which does")
         self.config = config
         channels = config.model_channels
-        embedding_dim = 4 * channels
+        embedding_dim = config.embedding_dim
         self.time_embedding = nn.Sequential(nn.Linear(channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
         self.text_pool_projection = nn.Linear(config.text_dim, embedding_dim) if config.pooled_text_conditioning else None
         self.conv_in = nn.Conv3d(config.in_channels, channels, kernel_size=(1, 3, 3), padding=(0, 1, 1))
@@ -162,8 +167,10 @@ class UNet3D(nn.Module):
             return checkpoint(layer, video, embedding, text_states, text_mask, use_reentrant=False)
         return layer(video, embedding, text_states, text_mask)
 
-    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        """sample (b, c, f, h, w), timesteps (b,) or scalar, text_states (b, n, d), text_mask (b, n) bool."""
+    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor,
+                extra_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """sample (b, c, f, h, w), timesteps (b,) or scalar, text_states (b, n, d), text_mask (b, n) bool; extra_embedding
+        (b, 4c) or (b, f, 4c), added to the timestep embedding (the signer and sign track, models/sign_conditioning.py)."""
         if timesteps.ndim == 0:
             timesteps = timesteps.expand(sample.shape[0])  # (b,)
         self._check_inputs(sample, timesteps, text_states, text_mask)
@@ -172,6 +179,12 @@ class UNet3D(nn.Module):
             weights = text_mask.to(text_states.dtype).unsqueeze(-1)  # (b, n, 1)
             pooled = (text_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (b, d)
             embedding = embedding + self.text_pool_projection(pooled)  # (b, 4c)
+        if extra_embedding is not None:
+            if extra_embedding.shape[0] != sample.shape[0] or extra_embedding.shape[-1] != embedding.shape[-1] or (
+                    extra_embedding.ndim == 3 and extra_embedding.shape[1] != sample.shape[2]):
+                raise ValueError(f"extra_embedding must be (b={sample.shape[0]}, {embedding.shape[-1]}) or (b, f={sample.shape[2]}, {embedding.shape[-1]}), "
+                                 f"got {tuple(extra_embedding.shape)}")
+            embedding = (embedding[:, None] if extra_embedding.ndim == 3 else embedding) + extra_embedding.to(embedding.dtype)  # (b, [f,] 4c)
 
         video = self.conv_in(sample)  # (b, c, f, h, w)
         skips = [video]

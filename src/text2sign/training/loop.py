@@ -134,6 +134,7 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResu
         return SignVideoDataset(dataclasses.replace(
             config.data, split=split, frame_sampling="uniform" if validation else config.data.frame_sampling,
             horizontal_flip_probability=0.0 if validation else config.data.horizontal_flip_probability,
+            composition_share=0.0 if validation else config.data.composition_share,
             verbose=summary and is_main and config.data.verbose, summary_path=config.data.summary_path if summary and is_main else None,
         ))
     # Training frames: random windows drawn from (seed, epoch, index), or the whole clip; validation always
@@ -162,7 +163,8 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResu
     # ---------------------------------------------------------------- model, EMA, optimizer
     step, epoch, batches_done_in_epoch = 0, 0, 0
     if resume_from is None:
-        pipeline = build_pipeline(train_set.captions, config.unet, config.text_encoder, config.scheduler, config.pipeline)
+        pipeline = build_pipeline(train_set.captions, config.unet, config.text_encoder, config.scheduler, config.pipeline,
+                                  signers=train_set.signers, timings=train_set.timings)
         config = with_architecture_of(config, pipeline)  # the text width the encoder chose, for train_config.json
     pipeline.to(device)
     # Trap: a pretrained text encoder's backbone is built in eval mode, so without this its fine-tuned layers
@@ -258,7 +260,8 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResu
             last_micro = micro_step == len(group) - 1
             sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()
             with sync, torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                loss = model(videos, list(batch["caption"]), generator=noise_generator)
+                loss = model(videos, list(batch["caption"]), generator=noise_generator, signers=list(batch["signer"]),
+                             sign_positions=batch["sign_positions"], sign_phases=batch["sign_phases"])
                 # Divided by the group's own size (an epoch's last group may be short): the gradient is a mean.
                 scaler.scale(loss / len(group)).backward()
             group_loss += loss.detach() / len(group)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from text2sign.models.ema import evaluation_weights
@@ -47,11 +48,15 @@ def fixed_noise_validation_loss(pipeline, dataset, device: torch.device, max_cli
         for start in range(0, count, batch_size):
             items = [dataset[index] for index in range(start, min(start + batch_size, count))]
             videos = torch.stack([item["video"] for item in items]).to(device)  # (b, c, f, h, w)
-            text = pipeline.encode_text([item["caption"] for item in items])  # (b, n, d), (b, n)
+            captions = [item["caption"] for item in items]
+            text = pipeline.encode_text(captions)  # (b, n, d), (b, n)
+            extra = objective.sign_embedding(captions, videos.shape[2], [item["signer"] for item in items],
+                                             torch.from_numpy(np.stack([item["sign_positions"] for item in items])),
+                                             torch.from_numpy(np.stack([item["sign_phases"] for item in items])))  # (b, [f,] 4c) or None
             for timestep in timestep_values:
                 noise = torch.randn(videos.shape, generator=generator).to(device)  # (b, c, f, h, w), same every evaluation
                 timesteps = torch.full((videos.shape[0],), int(timestep), device=device, dtype=torch.long)  # (b,)
-                losses = objective.per_sample_loss(videos, text, timesteps, noise)  # (b,)
+                losses = objective.per_sample_loss(videos, text, timesteps, noise, extra)  # (b,)
                 total += float(losses.sum())
                 samples += losses.numel()
     return total / samples
