@@ -4,6 +4,7 @@
 #   ./generate.sh --tiny --checkpoint ./checkpoints --prompts "Hello"      # after ./train.sh --tiny
 #   ./generate.sh --small --checkpoint ./checkpoints --prompts "Hello"     # DPM-Solver++ 20 steps: fast
 #   ./generate.sh --large --checkpoint ./checkpoints --prompts_file prompts.txt --format mp4
+#   ./generate.sh --small --checkpoint ./checkpoints --prompts "JOHN CAN GO CAN" --signer woman-1   # a model trained with signers
 set -euo pipefail
 cd "$(dirname "$0")"
 sampling=(--scheduler ddim --num_inference_steps 50)        # standard

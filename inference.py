@@ -3,6 +3,7 @@
 
     python inference.py --checkpoint ./checkpoints --prompts "Hello" "How are you?" --format gif
     python inference.py --checkpoint ./checkpoints/step_0010000 --prompts_file prompts.txt --scheduler dpm --num_inference_steps 20
+    python inference.py --checkpoint ./checkpoints --prompts "JOHN CAN GO CAN" --signer woman-1   # a model trained with signers
 
 --checkpoint takes a checkpoint directory, a training output directory (its best checkpoint, else the
 latest) or the old `DIR/best_model.pt` spelling. Writes one file per prompt plus generation.json with
@@ -32,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scheduler", choices=SAMPLERS, default="ddim", help="sampler (default ddim)")
     parser.add_argument("--guidance_scale", type=float, default=4.0, help="classifier-free guidance; 1 = none (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the initial noise")
+    parser.add_argument("--signer", help="who signs (a model trained with --pipeline.signer_conditioning true; its model card lists them); default: any signer")
     parser.add_argument("--batch_size", type=int, default=4, help="prompts generated together")
     parser.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=True, help="sample with the EMA weights (default on)")
     parser.add_argument("--num_frames", type=int, help="frames to generate (default: as trained)")
@@ -92,7 +94,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
         videos = pipeline(
             batch, num_frames=args.num_frames, height=args.image_size, width=args.image_size,
             num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-            scheduler=args.scheduler, generator=generator, use_ema=args.use_ema,
+            scheduler=args.scheduler, generator=generator, use_ema=args.use_ema, signer=args.signer,
         )  # (b, f, h, w, 3) uint8
         for offset, (prompt, video) in enumerate(zip(batch, videos)):
             written.append(write_video(output_dir / f"{start + offset:03d}_{slugify(prompt)}", video, args.format, args.fps))

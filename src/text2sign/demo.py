@@ -34,6 +34,7 @@ FPS = 8.0  # the bundled clips play at 120 ms a frame; inference.py writes at 8 
 SUGGESTED_STEPS = {"dpm": 20, "ddim": 50, "ddpm": 100}
 ALWAYS_SHOWN_PROMPT = "Hello"
 CACHE_SECONDS = 3600  # a generated video stays downloadable for an hour
+ANY_SIGNER_CHOICE = "any signer"  # the signer menu's "not chosen"
 # Frames of 32x32 or 64x64 px are shown blown up: keep their pixels sharp instead of smoothing them into a blur.
 PAGE_CSS = ("#video video, #strip img { image-rendering: pixelated; }\n"
             "#strip img { width: 100%; height: 100%; object-fit: contain; }")  # a 32x8 px strip fills its box
@@ -110,7 +111,8 @@ class SignDemo:
         config = self.pipeline.config
         weights = "EMA weights" if self.pipeline.ema is not None else "raw weights (no EMA saved)"
         return (f"`{self.pipeline_dir}`: {config.num_frames} frames of {config.image_size}x{config.image_size}, "
-                f"{self.pipeline.text_encoder.config.kind} text encoder, {weights}, on {self.device}")
+                f"{self.pipeline.text_encoder.config.kind} text encoder, {weights}, on {self.device}"
+                + (f"; signers {', '.join(self.pipeline.signers)}" if self.pipeline.signers else ""))
 
     def generate(
         self,
@@ -121,8 +123,10 @@ class SignDemo:
         guidance_scale: float = 4.0,
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        signer: str | None = None,
     ) -> GeneratedVideo:
-        """Sample one video for `prompt` with the initial noise of `seed`; `progress(steps_done, steps)` after each step."""
+        """Sample one video for `prompt` with the initial noise of `seed`; `progress(steps_done, steps)` after each step.
+        `signer`: one of `pipeline.signers` (None, "" or ANY_SIGNER_CHOICE: any signer)."""
         prompt = " ".join((prompt or "").split())
         if not prompt:
             raise ValueError("enter a prompt: the text box is empty")
@@ -137,7 +141,8 @@ class SignDemo:
             started = time.perf_counter()
             generator = torch.Generator().manual_seed(int(seed))
             videos = pipeline([prompt], num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
-                              scheduler=sampler, generator=generator, progress=False, callback=progress)  # (1, f, h, w, 3)
+                              scheduler=sampler, generator=generator, progress=False, callback=progress,
+                              signer=None if signer in (None, "", ANY_SIGNER_CHOICE) else signer)  # (1, f, h, w, 3)
             frames = videos[0].numpy()  # (f, h, w, 3)
             self.generations += 1
             directory = self.output_dir / f"{self.generations:04d}"
@@ -154,16 +159,16 @@ class SignDemo:
 
 
 def page_handler(demo: SignDemo):
-    """The page's generate function: (prompt, checkpoint, sampler, steps, guidance, seed) -> (video, strip, files,
+    """The page's generate function: (prompt, checkpoint, sampler, steps, guidance, seed[, signer]) -> (video, strip, files,
     status). Bad input raises gradio's Error, which the page shows as a message instead of failing silently."""
     import gradio as gr
 
-    def generate(prompt, checkpoint, sampler, steps, guidance, seed, progress=gr.Progress()):
+    def generate(prompt, checkpoint, sampler, steps, guidance, seed, signer=ANY_SIGNER_CHOICE, progress=gr.Progress()):
         def report(steps_done: int, total: int) -> None:
             progress((steps_done, total), desc="denoising", unit="steps")
 
         try:
-            video = demo.generate(prompt, checkpoint, sampler, steps, guidance, seed, progress=report)
+            video = demo.generate(prompt, checkpoint, sampler, steps, guidance, seed, progress=report, signer=signer)
         except (ValueError, FileNotFoundError) as error:
             # input errors, not bugs: a message in the page and no traceback in the server log
             raise gr.Error(" ".join(str(error).split()), title="Cannot generate", print_exception=False) from error
@@ -191,6 +196,9 @@ def build_page(demo: SignDemo, examples: list[str]):
                 with gr.Row():
                     guidance = gr.Slider(1, 12, value=4, step=0.5, label="Guidance (1 = none)", elem_id="guidance")
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                # Shown for a model trained with signers (--pipeline.signer_conditioning true): who signs.
+                signer = gr.Dropdown([ANY_SIGNER_CHOICE, *demo.pipeline.signers], value=ANY_SIGNER_CHOICE, label="Signer",
+                                     visible=bool(demo.pipeline.signers), elem_id="signer")
                 checkpoint = gr.Textbox(value=demo.checkpoint, label="Checkpoint (training output, checkpoint or pipeline directory)", elem_id="checkpoint")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
@@ -198,7 +206,7 @@ def build_page(demo: SignDemo, examples: list[str]):
                 strip = gr.Image(label="Frames", type="filepath", height=200, elem_id="strip")
                 files = gr.File(label="Download (GIF, MP4)", file_count="multiple", elem_id="downloads")
                 status = gr.Markdown(f"Model: {demo.describe()}", elem_id="status")
-        inputs = [prompt, checkpoint, sampler, steps, guidance, seed]
+        inputs = [prompt, checkpoint, sampler, steps, guidance, seed, signer]
         outputs = [video, strip, files, status]
         generate = page_handler(demo)
         button.click(generate, inputs=inputs, outputs=outputs, show_progress_on=[video])

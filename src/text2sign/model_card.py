@@ -219,7 +219,23 @@ def _model_rows(pipeline) -> list[tuple[str, str]]:
         ("guidance", f"classifier-free; caption dropout {config.caption_dropout_prob}; default sampler `{config.sampler}`"),
         ("loss", config.loss_weighting + (f" (gamma {config.min_snr_gamma})" if config.loss_weighting == "min_snr" else "")),
         ("EMA weights", "saved (ema.safetensors), used by default when sampling" if pipeline.ema is not None else "none"),
+        *_sign_conditioning_rows(pipeline.sign_conditioner),
     ]
+
+
+def _sign_conditioning_rows(conditioner) -> list[tuple[str, str]]:
+    """The optional signer and sign-track conditions (models/sign_conditioning.py): who can be asked for, and how timing was learned."""
+    if conditioner is None:
+        return []
+    rows = []
+    if conditioner.has_signers:
+        rows.append(("signers", ", ".join(f"`{name}`" for name in conditioner.config.signers)
+                     + " (`--signer NAME` in inference.py, `signer=` in the pipeline; none given: any signer)"))
+    if conditioner.has_sign_track:
+        timing = ("timing labels (signs.csv); sampling lays signs out by their mean training durations" if conditioner.config.timed_training
+                  else "no timing labels: the signs share each clip equally, at training and sampling")
+        rows.append(("sign track", f"per-frame sign embedding over {len(conditioner.vocabulary) - 2} signs; {timing}"))
+    return rows
 
 
 def _training_rows(training: TrainingSummary) -> list[tuple[str, str]]:
