@@ -6,6 +6,7 @@ beside the field's simple references, scored with an order-aware metric in one c
     python experiments/boston_generalisation.py --baselines_only       # every reference on every fold; no training
     python experiments/boston_generalisation.py --minutes 6 --folds 0 1 --sampling_steps 10   # a reduced run, in pieces
     python experiments/boston_generalisation.py --train_tracks A --test_tracks B               # separate folders, one fold
+    python experiments/boston_generalisation.py --ablation sign_track --sign_track --folds 0 --minutes 6   # one lever's row
 
 Each fold (data/folds.py): the training recordings render as stick-figure clips in the canonical body (each
 signer's scale and resting offsets measured on that fold's training recordings), the model trains on them for
@@ -15,6 +16,13 @@ gloss stitching (variant chosen on the fold's validation split), the signer's ow
 truth through the extractor and that ground truth reversed. A fold's model outputs are written to
 RUNS/fold_K/ and a rerun skips the folds already complete, so the protocol can run in pieces; the page and JSON
 (DOCS/generalisation.{md,json,png}) come from whatever folds are complete and say which are not.
+
+The levers of issue 19, each a flag: --text_encoder lstm --tokenizer glosses (tokens are the signs), --sign_track (each
+frame learns which gloss it shows, from words.csv's timing; durations predicted at sampling), --signer_conditioning (a
+learned embedding per signer; the held-out recording's signer is given at sampling, as a user choosing who signs would),
+--composition_share S (that share of training items are two training recordings spliced at a sign boundary).
+--ablation NAME runs them into RUNS/ablations/NAME and writes one row of generalisation.json's "ablations" (on the folds
+it ran; the page's table compares rows of equal folds and budget) instead of the main table.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from text2sign.evaluation.extraction import extract_trajectory
 from text2sign.evaluation.generalisation import (
     DEFAULT_BOOTSTRAP_RESAMPLES, ModelFold, benchmark_results, read_model_fold, score_fold, signer_distances, write_model_fold,
 )
-from text2sign.evaluation.report import write_generalisation_report
+from text2sign.evaluation.generalisation import ablation_row
+from text2sign.evaluation.report import write_ablation, write_generalisation_report
 from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION
 from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
 from text2sign.training.checkpoint import pipeline_directory
@@ -67,7 +76,15 @@ def fold_config(args, clips_dir: Path, output_dir: Path, num_frames: int):
         "optim.batch_size": args.batch_size, "optim.max_steps": args.max_steps, "optim.max_minutes": args.minutes,
         "optim.mixed_precision": args.mixed_precision, "optim.seed": args.seed, "output_dir": str(output_dir),
         "guidance_scale": args.guidance, "sample_steps": args.sampling_steps,
+        "text_encoder.tokenizer": args.tokenizer, "pipeline.signer_conditioning": args.signer_conditioning, "pipeline.sign_track": args.sign_track,
+        "data.composition_share": args.composition_share,
     })
+
+
+def lever_settings(args) -> dict:
+    """What a fold's model run records of the levers, and what a rerun must match."""
+    return {"tokenizer": args.tokenizer, "signer_conditioning": args.signer_conditioning, "sign_track": args.sign_track,
+            "signer_given": args.signer_conditioning, "composition_share": args.composition_share}
 
 
 def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold:
@@ -85,8 +102,9 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint))
     names = fold.test
     generation_started = time.time()
+    signers = [recordings[name].speaker for name in names] if args.signer_conditioning else None
     videos = generate_for_prompts(pipeline, [recordings[name].sentence for name in names], seeds=(args.seed,),
-                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm")  # (n, 1, c, f, h, w)
+                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm", signers=signers)  # (n, 1, c, f, h, w)
     videos = videos_to_uint8(videos[:, 0]).numpy()  # (n, f, h, w, 3)
     generation_seconds = time.time() - generation_started
     extracted = {name: extract_trajectory(video) for name, video in zip(names, videos)}
@@ -96,6 +114,7 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
         max_steps=args.max_steps, sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, num_frames=num_frames,
         text_encoder=args.text_encoder, normalisation=args.normalisation, checkpoint=str(checkpoint),
         generation_seconds_per_clip=round(generation_seconds / len(names), 2), wall_minutes=round((time.time() - started) / 60, 2),
+        conditioning=lever_settings(args),
     )
     write_model_fold(fold_dir, model_fold)
     return model_fold
@@ -114,6 +133,11 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=DEFAULT_FOLD_MINUTES, help="training budget per fold")
     parser.add_argument("--max_steps", type=int, default=1200, help="cosine decay to 0 at this step; a fold stops here or at --minutes")
     parser.add_argument("--text_encoder", choices=["lstm", "hf"], default="hf", help="hf: the frozen offline MiniLM")
+    parser.add_argument("--tokenizer", choices=["words", "glosses"], default="words", help="the lstm's tokens: glosses = one per sign")
+    parser.add_argument("--signer_conditioning", action="store_true", help="a learned embedding per signer, the test signer given at sampling")
+    parser.add_argument("--sign_track", action="store_true", help="each frame learns which gloss it shows (words.csv timing)")
+    parser.add_argument("--composition_share", type=float, default=0.0, help="share of training items spliced from two recordings at a sign boundary")
+    parser.add_argument("--ablation", help="a lever's row: runs into RUNS/ablations/NAME, written to generalisation.json's ablations")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="bf16", help="bf16 is slower on a CPU without bf16 units")
@@ -121,9 +145,13 @@ def main() -> int:
     parser.add_argument("--sampling_steps", type=int, default=20, help="DPM-Solver++ steps per generated video")
     parser.add_argument("--bootstrap_resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs_dir", type=Path, default=REPO / "experiments" / "runs" / "boston_folds")
+    parser.add_argument("--runs_dir", type=Path, help="default experiments/runs/boston_folds, or .../ablations/NAME with --ablation")
     parser.add_argument("--docs_dir", type=Path, default=REPO / "docs")
     args = parser.parse_args()
+    if args.tokenizer != "words" and args.text_encoder != "lstm":
+        parser.error("--tokenizer glosses is the lstm's: add --text_encoder lstm")
+    runs_root = REPO / "experiments" / "runs"
+    args.runs_dir = args.runs_dir or (runs_root / "ablations" / args.ablation if args.ablation else runs_root / "boston_folds")
     started = time.time()
 
     # ---- recordings, folds, frames
@@ -157,6 +185,9 @@ def main() -> int:
         if model_fold is not None and (model_fold.num_frames, model_fold.normalisation) != (num_frames, args.normalisation):
             raise ValueError(f"{args.runs_dir}/fold_{fold.index} holds a model run at {model_fold.num_frames} frames, {model_fold.normalisation} "
                              f"normalisation; this run scores {num_frames}, {args.normalisation}: pass another --runs_dir")
+        if model_fold is not None and model_fold.conditioning and model_fold.conditioning != lever_settings(args):
+            raise ValueError(f"{args.runs_dir}/fold_{fold.index} holds a model run with levers {model_fold.conditioning}, not this run's "
+                             f"{lever_settings(args)}: pass another --runs_dir (or --ablation NAME)")
         scored.append(score_fold(fold, recordings, bodies, num_frames, args.band_fraction, model_fold, seed=args.seed))
         print(f"fold {fold.index}: scored ({'with' if model_fold else 'without'} the model), stitching variant {scored[-1].stitching_variant}", flush=True)
 
@@ -170,6 +201,12 @@ def main() -> int:
         "protocol_sampling_steps": parser.get_default("sampling_steps"),
         "wall_minutes": round((time.time() - started) / 60, 2),
     })
+    if args.ablation:
+        row = ablation_row(args.ablation, {**lever_settings(args), "text_encoder": args.text_encoder, "minutes": args.minutes,
+                                           "max_steps": args.max_steps, "guidance": args.guidance}, results)
+        write_ablation(row, args.docs_dir)
+        print(f"wrote ablation {args.ablation!r} into {args.docs_dir}/generalisation.{{json,md}} (folds {row['folds']})", flush=True)
+        return 0
     write_generalisation_report(results, scored, args.docs_dir)
     print(f"wrote {args.docs_dir}/generalisation.{{json,md,png}} ({results['setup']['wall_minutes']} min in all)", flush=True)
     return 0

@@ -68,6 +68,9 @@ class ModelFold:
     checkpoint: str
     generation_seconds_per_clip: float
     wall_minutes: float
+    # The optional levers (issue 19) the fold's model trained with: tokenizer, signer_conditioning, sign_track, signer_given.
+    # {} for runs written before they existed (all off).
+    conditioning: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("positions", "found", "videos")}
@@ -298,3 +301,42 @@ def signer_distances(recordings: Sequence[Recording], num_frames: int, band_frac
             second = np.stack([trajectory_of(b, num_frames, bodies) for _, b in items])
             output[mode][kind] = {"dtw_mje": float(dtw_mje_many(first, second).mean()), "primary": float(dtw_mje_many(first, second, band_fraction).mean())}
     return output
+
+
+def ablation_row(name: str, settings: dict, results: dict) -> dict:
+    """One lever's row of generalisation.json's "ablations", from benchmark_results of its run: the model's primary
+    and model_vs per split, on the folds its model ran (rows compare when their folds and budget agree)."""
+    complete = results["model_folds"]["complete"]
+    if not complete:
+        raise ValueError(f"ablation {name!r}: no model fold is complete, so there is no row to write")
+    row = {"name": name, "settings": settings, "folds": complete,
+           "steps": {fold: run["steps"] for fold, run in results["model_folds"]["runs"].items()}}
+    for split in TEST_SPLITS:
+        if split in results and "model" in results[split]:
+            model = results[split]["model"]
+            row[split] = {"primary": model["primary"], "motion_ratio": model["motion_ratio"], "n": model["n"], "model_vs": results[split]["model_vs"],
+                          "per_recording": model["per_recording"]}
+    return row
+
+
+ABLATION_REFERENCE = "baseline"  # the ablation row every lever is compared with: all levers off, same folds and budget
+
+
+def ablation_effects(rows: Sequence[dict], split: str = "new_sentence", num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """name -> {"difference", "ci95", "n", "verdict"}: each row's model minus the ABLATION_REFERENCE row's on their common
+    recordings (paired bootstrap); verdict "helped" / "hurt" when the interval excludes zero, else "no clear difference"."""
+    reference = next((row for row in rows if row["name"] == ABLATION_REFERENCE and split in row), None)
+    effects = {}
+    if reference is None:
+        return effects
+    for row in rows:
+        if row is reference or split not in row:
+            continue
+        common = sorted(set(row[split]["per_recording"]) & set(reference[split]["per_recording"]))
+        if len(common) < 2:
+            continue
+        difference, interval = paired_bootstrap([row[split]["per_recording"][name] for name in common],
+                                                [reference[split]["per_recording"][name] for name in common], num_resamples, seed)
+        verdict = "helped" if interval[1] < 0 else "hurt" if interval[0] > 0 else "no clear difference"
+        effects[row["name"]] = {"difference": difference, "ci95": list(interval), "n": len(common), "verdict": verdict}
+    return effects

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from text2sign.data.render_tracks import FigureStyle
-from text2sign.evaluation.generalisation import METHODS, REFERENCES, TEST_SPLITS
+from text2sign.evaluation.generalisation import ABLATION_REFERENCE, METHODS, REFERENCES, TEST_SPLITS, ablation_effects
 from text2sign.evaluation.trajectory import hands_relative_to_head
 from text2sign.video_io import frames_grid
 
@@ -142,6 +142,30 @@ def _standing_lines(results: dict) -> list[str]:
     return lines
 
 
+def ablation_lines(rows: list[dict]) -> list[str]:
+    """The levers' table (new_sentence, primary metric) and each lever against the all-off row on the same recordings."""
+    effects = ablation_effects(rows)
+    lines = ["## Levers (ablations)", "",
+             f"Each row is its own run (`--ablation NAME`), on the folds and budget it lists; a lever's effect is its row minus the "
+             f"`{ABLATION_REFERENCE}` row (all levers off) on their common new-sentence recordings, a paired bootstrap 95% interval. "
+             "Rows on fewer folds or a shorter budget than the main table are not comparable with it.", "",
+             "| row | settings | folds | steps | new_sentence primary | motion ratio | vs mean | vs retrieval | vs stitching | vs baseline |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        split = row.get("new_sentence")
+        if split is None:
+            continue
+        settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items())
+        versus = [f"{_signed(split['model_vs'][name]['difference'])} [{_signed(split['model_vs'][name]['ci95'][0])}, "
+                  f"{_signed(split['model_vs'][name]['ci95'][1])}]" if name in split["model_vs"] else "n/a" for name in ("mean", "retrieval", "stitching")]
+        effect = effects.get(row["name"])
+        against = (f"{_signed(effect['difference'])} [{_signed(effect['ci95'][0])}, {_signed(effect['ci95'][1])}]: {effect['verdict']}"
+                   if effect else "reference" if row["name"] == ABLATION_REFERENCE else "n/a")
+        lines.append(f"| {row['name']} | {settings} | {', '.join(map(str, row['folds']))} | {', '.join(map(str, row['steps'].values()))} | "
+                     f"{_number(split['primary'])} (n={split['n']}) | {_number(split['motion_ratio'], 2)} | {' | '.join(versus)} | {against} |")
+    return lines
+
+
 def generalisation_markdown(results: dict, history: bool = False) -> str:
     setup, metric = results["setup"], results["primary_metric"]
     model_folds = results["model_folds"]
@@ -189,6 +213,8 @@ def generalisation_markdown(results: dict, history: bool = False) -> str:
         if split in results:
             lines += split_lines(results, split) + [""]
     lines += ["## The model's standing", ""] + (_standing_lines(results) or ["- no model fold is complete"]) + [""]
+    if results.get("ablations"):
+        lines += ablation_lines(results["ablations"]) + [""]
     lines += ["## Picture", "", "![real vs generated](generalisation.png)", "",
               f"For the first {PICTURE_ITEMS} recordings (by name) of each split among the model's folds: the hands relative to the head "
               "over the frames (x, then y; left hand red, right blue; thick = real, thin with dots = generated), then the real render "

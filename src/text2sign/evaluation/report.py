@@ -15,7 +15,7 @@ from PIL import Image
 from text2sign.evaluation.generalisation_page import generalisation_markdown, write_generalisation_picture
 from text2sign.evaluation.metrics import normalise_videos
 from text2sign.evaluation.results import ConditioningEvaluation
-from text2sign.json_io import write_json
+from text2sign.json_io import read_json, write_json
 from text2sign.models.pipeline import videos_to_uint8
 from text2sign.video_io import frames_grid
 
@@ -205,7 +205,25 @@ def write_generalisation_report(results: dict, scored, directory: str | Path) ->
     """generalisation.json (results as given), generalisation.md (generated from it) and generalisation.png."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    previous = directory / "generalisation.json"
+    if "ablations" not in results and previous.is_file():  # the levers' rows are written by their own runs: keep them
+        ablations = read_json(previous).get("ablations")
+        results = {**results, "ablations": ablations} if ablations else results
     write_json(directory / "generalisation.json", _json_safe(results), allow_nan=False)
     history = (directory / "generalisation_history.md").is_file()
     (directory / "generalisation.md").write_text(generalisation_markdown(results, history=history), encoding="utf-8")
     write_generalisation_picture(scored, directory / "generalisation.png")
+
+
+def write_ablation(row: dict, directory: str | Path) -> None:
+    """Put one lever's row (generalisation.ablation_row) into generalisation.json's "ablations", replacing the row of the
+    same name, and rewrite generalisation.md from the JSON. The main table must exist: ablations sit beside it."""
+    directory = Path(directory)
+    path = directory / "generalisation.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the protocol (or --baselines_only) first, then the ablations beside it")
+    results = read_json(path)
+    results["ablations"] = [existing for existing in results.get("ablations", []) if existing["name"] != row["name"]] + [row]
+    write_json(path, _json_safe(results), allow_nan=False)
+    history = (directory / "generalisation_history.md").is_file()
+    (directory / "generalisation.md").write_text(generalisation_markdown(results, history=history), encoding="utf-8")
