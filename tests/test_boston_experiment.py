@@ -89,3 +89,36 @@ def test_a_test_signer_without_training_recordings_is_an_error_naming_them(tmp_p
     with pytest.raises(ValueError, match=r"woman-9.*no training recordings"):
         run_experiment(monkeypatch, "--train_tracks", str(train_tracks), "--test_tracks", str(stranger), "--num_frames", "4",
                        "--baselines_only", "--runs_dir", str(tmp_path / "runs"), "--docs_dir", str(tmp_path / "docs"))
+
+
+def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkeypatch):
+    """The levers of issue 19 through the experiment: gloss tokens, the timed sign track, the signer (given at sampling) and
+    composition augmentation."""
+    train_tracks, test_tracks = toy_folders(tmp_path)
+    docs = tmp_path / "docs"
+    common = ["--train_tracks", str(train_tracks), "--test_tracks", str(test_tracks), "--image_size", "16", "--num_frames", "4",
+              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "5",
+              "--max_steps", "2", "--bootstrap_resamples", "200", "--docs_dir", str(docs)]
+    with pytest.raises(FileNotFoundError, match="run the protocol"):
+        run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_baseline"))
+    assert run_experiment(monkeypatch, *common, "--baselines_only", "--runs_dir", str(tmp_path / "main")) == 0
+    assert run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_baseline")) == 0
+    levers = ["--tokenizer", "glosses", "--sign_track", "--signer_conditioning", "--composition_share", "0.5"]
+    assert run_experiment(monkeypatch, *common, *levers, "--ablation", "all_levers", "--runs_dir", str(tmp_path / "runs_levers")) == 0
+
+    rows = {row["name"]: row for row in json.loads((docs / "generalisation.json").read_text())["ablations"]}
+    assert set(rows) == {"baseline", "all_levers"}
+    assert rows["all_levers"]["settings"]["sign_track"] and rows["all_levers"]["settings"]["tokenizer"] == "glosses"
+    assert rows["all_levers"]["folds"] == [0] and set(rows["all_levers"]["new_sentence"]["model_vs"]) >= {"mean", "retrieval", "stitching"}
+    assert len(rows["all_levers"]["new_sentence"]["per_recording"]) == 2
+    page = (docs / "generalisation.md").read_text()
+    assert "## Levers (ablations)" in page and "| all_levers |" in page and "| baseline |" in page
+    pipeline_dir = next((tmp_path / "runs_levers" / "fold_0" / "run").glob("step_*/pipeline"))
+    conditioner = json.loads((pipeline_dir / "sign_conditioning" / "config.json").read_text())
+    assert conditioner["signers"] == ["man-1", "woman-1"] and conditioner["timed_training"]  # words.csv timing reached training
+
+    # The main protocol rewritten afterwards keeps the levers' rows; a rerun with other levers in a used folder is an error.
+    assert run_experiment(monkeypatch, *common, "--baselines_only", "--runs_dir", str(tmp_path / "main")) == 0
+    assert {row["name"] for row in json.loads((docs / "generalisation.json").read_text())["ablations"]} == {"baseline", "all_levers"}
+    with pytest.raises(ValueError, match="holds a model run with levers"):
+        run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_levers"))

@@ -376,7 +376,8 @@ def test_item_format_and_both_constructors_agree(tmp_path):
     from_root = SignVideoDataset(str(tmp_path), 3, 8, verbose=False)
     from_config = SignVideoDataset(DataConfig(str(tmp_path), num_frames=3, image_size=8, verbose=False))
     item = from_root[0]
-    assert set(item) == {"video", "caption", "name"} and item["caption"] == "hello" and item["name"] == "clip"
+    assert set(item) == {"video", "caption", "name", "signer", "sign_positions", "sign_phases"} and item["caption"] == "hello" and item["name"] == "clip"
+    assert item["signer"] == "" and item["sign_positions"].tolist() == [0, 0, 0]  # no signers.csv, no signs.csv: unknown, the uniform prior
     assert torch.equal(item["video"], from_config[0]["video"])
     assert from_config.config == from_root.config
     with pytest.raises(ValueError, match="unknown DataConfig fields"):

@@ -30,7 +30,7 @@ from PIL import Image
 from text2sign.demo import SignDemo, example_prompts, page_handler
 from text2sign.models.pipeline import TextToSignPipeline
 from text2sign.video_io import frames_grid, read_gif
-from tiny_models import CAPTIONS, tiny_pipeline
+from tiny_models import CAPTIONS, tiny_pipeline, tiny_signer_pipeline
 from top_level_scripts import REPO, load_script
 
 NUM_FRAMES, IMAGE_SIZE = 4, 8  # tiny_pipeline's PipelineConfig
@@ -162,6 +162,22 @@ def test_page_returns_the_video_and_shows_bad_input_as_a_message(demo, pipeline_
         generate("", str(pipeline_dir), "ddim", 2, 4.0, 0, progress=lambda *args, **kwargs: None)
     with pytest.raises(gradio.Error, match="no_such_run does not exist"):
         generate(PROMPT, str(tmp_path / "no_such_run"), "ddim", 2, 4.0, 0, progress=lambda *args, **kwargs: None)
+
+
+def test_the_page_offers_a_trained_models_signers_and_passes_the_choice_on(tmp_path, gradio):
+    from text2sign.demo import ANY_SIGNER_CHOICE, build_page
+
+    pipeline = tiny_signer_pipeline()
+    pipeline.save_pretrained(tmp_path / "pipeline")
+    demo = SignDemo(tmp_path / "pipeline", output_dir=tmp_path / "out")
+    assert "signers man-1, woman-1" in demo.describe()
+    menus = [block for block in build_page(demo, [PROMPT]).blocks.values() if getattr(block, "elem_id", None) == "signer"]
+    assert len(menus) == 1 and menus[0].visible and [choice[0] for choice in menus[0].choices] == [ANY_SIGNER_CHOICE, "man-1", "woman-1"]
+    generate = page_handler(demo)
+    frames = {signer: demo.generate(PROMPT, num_inference_steps=2, signer=signer).frames for signer in ("woman-1", "man-1", ANY_SIGNER_CHOICE)}
+    assert not np.array_equal(frames["woman-1"], frames["man-1"])
+    with pytest.raises(gradio.Error, match="unknown signer 'nobody'"):
+        generate(PROMPT, str(tmp_path / "pipeline"), "ddim", 2, 4.0, 0, "nobody", progress=lambda *args, **kwargs: None)
 
 
 # ---- the server, and the page in a browser -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tiny_models import CAPTIONS, tiny_pipeline
+from tiny_models import CAPTIONS, tiny_pipeline, tiny_signer_pipeline
 from text2sign.video_io import read_gif
 from top_level_scripts import load_script
 
@@ -76,6 +76,7 @@ def test_prompts_file_and_frame_count_and_size_flags(pipeline_dir, tmp_path):
     (["--prompts_file", "MISSING"], "does not exist"),
     (["--prompts", "  "], "no non-empty prompts"),
     (["--prompts", "hello", "--fps", "0"], "must be positive"),
+    (["--prompts", "hello", "--signer", "woman-1"], "trained without signer conditioning"),
 ])
 def test_bad_input_exits_2_with_one_line(pipeline_dir, tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.delenv("TEXT2SIGN_DEBUG", raising=False)
@@ -83,3 +84,19 @@ def test_bad_input_exits_2_with_one_line(pipeline_dir, tmp_path, capsys, monkeyp
     assert run_inference(pipeline_dir, tmp_path / "out", *flags) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("inference.py: error:") and message in lines[0]
+
+
+def test_signer_picks_who_signs_and_an_unknown_one_is_a_one_line_error_naming_the_known(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TEXT2SIGN_DEBUG", raising=False)
+    pipeline = tiny_signer_pipeline()
+    pipeline.save_pretrained(tmp_path / "pipeline")
+    videos = {}
+    for signer in ("woman-1", "man-1"):
+        assert run_inference(tmp_path / "pipeline", tmp_path / signer, "--prompts", PROMPTS[0], "--format", "grid", "--signer", signer) == 0
+        videos[signer] = np.array(Image.open(tmp_path / signer / f"{SLUGS[0]}.png"))
+        assert json.loads((tmp_path / signer / "generation.json").read_text())["signer"] == signer
+    assert not np.array_equal(videos["woman-1"], videos["man-1"])
+    capsys.readouterr()
+    assert run_inference(tmp_path / "pipeline", tmp_path / "out", "--prompts", PROMPTS[0], "--signer", "nobody") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "unknown signer 'nobody': this model knows man-1, woman-1" in lines[0]

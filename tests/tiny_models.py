@@ -29,3 +29,16 @@ def tiny_pipeline(seed: int = 0, prediction_type: str = "v_prediction", captions
     torch.manual_seed(seed)
     return build_pipeline(list(captions), tiny_unet_config(text_dim=None), TINY_TEXT_ENCODER, SchedulerConfig(prediction_type=prediction_type),
                           PipelineConfig(num_frames=4, image_size=8, **pipeline_overrides))
+
+
+def tiny_signer_pipeline(signers=("woman-1", "man-1")) -> TextToSignPipeline:
+    """tiny_pipeline with a signer embedding and random weights everywhere (untrained, every output projection is zero,
+    so nothing would respond to the signer)."""
+    from text2sign.models.sign_conditioning import build_sign_conditioner
+
+    pipeline = tiny_pipeline()
+    pipeline.sign_conditioner = build_sign_conditioner(pipeline.unet.config.embedding_dim, CAPTIONS, list(signers), None, True, False)
+    with torch.no_grad():
+        for parameter in pipeline.parameters():
+            parameter.normal_(std=0.1)
+    return pipeline
