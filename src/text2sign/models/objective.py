@@ -73,7 +73,8 @@ class DenoisingObjective(nn.Module):
         """Unweighted denoising MSE per clip, (b,): the quantity validation and the evaluation's loss gap compare.
         extra_embedding: the sign conditioner's (b, [f,] 4c) (`sign_embedding`)."""
         noisy = self.scheduler.add_noise(videos, noise, timesteps)  # (b, c, f, h, w) x_t
-        prediction = self.unet(noisy, timesteps, text.states, text.mask, extra_embedding)  # (b, c, f, h, w)
+        extra = {} if extra_embedding is None else {"extra_embedding": extra_embedding}  # only a conditioned model's UNet takes it
+        prediction = self.unet(noisy, timesteps, text.states, text.mask, **extra)  # (b, c, f, h, w)
         target = self.target(videos, noise, timesteps)  # (b, c, f, h, w)
         return (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (b,)
 

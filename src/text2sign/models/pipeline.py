@@ -158,7 +158,7 @@ class TextToSignPipeline(nn.Module):
             for step_index, timestep in enumerate(tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False)):
                 model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
                 timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)
-                model_output = self.unet(model_input, timesteps, text.states, text.mask, extra)  # (2b or b, c, f, h, w)
+                model_output = self.unet(model_input, timesteps, text.states, text.mask, **({} if extra is None else {"extra_embedding": extra}))  # (2b or b, c, f, h, w)
                 if guided:
                     output_conditional, output_null = model_output.chunk(2)  # (b, c, f, h, w) each
                     model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)

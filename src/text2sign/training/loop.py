@@ -218,6 +218,12 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResu
     objective = DenoisingObjective.for_pipeline(pipeline, text_cache)
     model = DistributedDataParallel(objective, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else objective
 
+    def sign_inputs(batch: dict) -> dict:
+        """The batch's signers and frame alignment, for a pipeline with a sign conditioner (the loss's only reader)."""
+        if pipeline.sign_conditioner is None:
+            return {}
+        return {"signers": list(batch["signer"]), "sign_positions": batch["sign_positions"], "sign_phases": batch["sign_phases"]}
+
     def checkpoint_now() -> None:
         """Validation loss (EMA weights, fixed timesteps and noise), then an atomic save (rank 0)."""
         validation_loss = fixed_noise_validation_loss(pipeline, val_set, device)
@@ -260,8 +266,7 @@ def train(config: TrainConfig, flags: dict[str, str] | None = None) -> TrainResu
             last_micro = micro_step == len(group) - 1
             sync = contextlib.nullcontext() if (last_micro or not distributed) else model.no_sync()
             with sync, torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                loss = model(videos, list(batch["caption"]), generator=noise_generator, signers=list(batch["signer"]),
-                             sign_positions=batch["sign_positions"], sign_phases=batch["sign_phases"])
+                loss = model(videos, list(batch["caption"]), generator=noise_generator, **sign_inputs(batch))
                 # Divided by the group's own size (an epoch's last group may be short): the gradient is a mean.
                 scaler.scale(loss / len(group)).backward()
             group_loss += loss.detach() / len(group)

@@ -50,9 +50,11 @@ def fixed_noise_validation_loss(pipeline, dataset, device: torch.device, max_cli
             videos = torch.stack([item["video"] for item in items]).to(device)  # (b, c, f, h, w)
             captions = [item["caption"] for item in items]
             text = pipeline.encode_text(captions)  # (b, n, d), (b, n)
-            extra = objective.sign_embedding(captions, videos.shape[2], [item["signer"] for item in items],
-                                             torch.from_numpy(np.stack([item["sign_positions"] for item in items])),
-                                             torch.from_numpy(np.stack([item["sign_phases"] for item in items])))  # (b, [f,] 4c) or None
+            extra = None
+            if pipeline.sign_conditioner is not None:  # a SignVideoDataset's items carry the signer and frame alignment
+                extra = objective.sign_embedding(captions, videos.shape[2], [item["signer"] for item in items],
+                                                 torch.from_numpy(np.stack([item["sign_positions"] for item in items])),
+                                                 torch.from_numpy(np.stack([item["sign_phases"] for item in items])))  # (b, [f,] 4c)
             for timestep in timestep_values:
                 noise = torch.randn(videos.shape, generator=generator).to(device)  # (b, c, f, h, w), same every evaluation
                 timesteps = torch.full((videos.shape[0],), int(timestep), device=device, dtype=torch.long)  # (b,)
