@@ -39,7 +39,7 @@ SAMPLE_VALUES = {
     "data.data_dir": "clips", "data.frame_sampling": "random", "data.resize_mode": "letterbox", "data.image_size": 32,
     "unet.model_channels": 64, "unet.channel_mult": (1, 2), "unet.attention_levels": (1,), "unet.attention_head_dim": 16, "unet.norm_groups": 16,
     "scheduler.beta_schedule": "cosine", "scheduler.prediction_type": "sample", "scheduler.timestep_spacing": "leading",
-    "text_encoder.kind": "hf", "pipeline.loss_weighting": "mse", "pipeline.sampler": "dpm",
+    "text_encoder.kind": "hf", "text_encoder.tokenizer": "glosses", "pipeline.loss_weighting": "mse", "pipeline.sampler": "dpm",
     "optim.lr_schedule": "constant", "optim.mixed_precision": "bf16",
     "preset": "small", "validation_prompts": ("one", "two words"),
 }
