@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from text2sign.data.sign_timing import REST, SignDurations, SignSpan, caption_signs, frame_alignment, uniform_spans
+from text2sign.data.sign_timing import REST, SignDurations, SignSpan, frame_alignment, uniform_spans
 from text2sign.json_io import read_json
 from text2sign.models.serialization import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, load_state_dict_strict, save_module
 from text2sign.models.text_encoder import PAD_ID, UNK_ID, Vocabulary
@@ -99,7 +99,7 @@ class SignConditioner(nn.Module):
         """positions (b, f) (a sign's index in its caption, or REST) -> vocabulary ids (b, f), REST as rest_id."""
         ids = torch.full(positions.shape, self.rest_id, dtype=torch.long)  # (b, f)
         for row, caption in enumerate(captions):
-            caption_ids = torch.tensor(self.vocabulary.ids(" ".join(caption_signs(caption))) or [UNK_ID], dtype=torch.long)  # (n,)
+            caption_ids = torch.tensor(self.vocabulary.ids(caption) or [UNK_ID], dtype=torch.long)  # (n,) one per sign: the gloss tokenizer splits at whitespace
             frames = positions[row].cpu()  # (f,)
             signing = frames != REST
             if signing.any() and int(frames[signing].max()) >= len(caption_ids):
