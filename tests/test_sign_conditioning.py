@@ -273,3 +273,12 @@ def test_the_loss_based_evaluation_gives_a_sign_track_model_its_tracks():
     pipeline.sign_conditioner = None  # the same networks scored without the track give other losses: the track was used
     without = conditional_loss_gap(pipeline, videos, GLOSS_CAPTIONS[:2], batch_size=4)
     assert with_track.right != pytest.approx(without.right)
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """composition -> render_tracks -> video_io -> data -> dataset was a cycle when dataset imported composition at the top."""
+    import subprocess
+    import sys
+
+    for module in ("text2sign.video_io", "text2sign.data.composition", "text2sign.data.dataset"):
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)

@@ -35,7 +35,6 @@ from torch.utils.data import Dataset
 
 from text2sign.data.cache import DONE, FrameCache
 from text2sign.data.clip import CLIP_INFO_FIELDS, load_clip, shortfall_messages
-from text2sign.data.composition import SignComposer
 from text2sign.data.config import DataConfig
 from text2sign.data.frames import frames_to_video
 from text2sign.data.frames import select_positions
@@ -112,7 +111,12 @@ class SignVideoDataset(Dataset):
                 + ": check the pairing summary, or raise val_fraction for a small folder"
             )
         self._names, self._captions, self._sources = names, captions, sources
-        self._composer = SignComposer(config.data_dir, names, config.num_frames, config.image_size) if config.composition_share > 0 else None
+        self._composer = None
+        if config.composition_share > 0:
+            # Imported here: composition renders with render_tracks, which imports video_io, which imports this package.
+            from text2sign.data.composition import SignComposer
+
+            self._composer = SignComposer(config.data_dir, names, config.num_frames, config.image_size)
         self.summary = summary
         self.decode_failures: dict[str, dict] = {}
         self.epoch = 0
