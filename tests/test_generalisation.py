@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from text2sign.evaluation.generalisation import ModelFold, paired_bootstrap, read_model_fold, write_model_fold
+from text2sign.evaluation.generalisation import ModelFold, ablation_effects, paired_bootstrap, read_model_fold, write_model_fold
 
 
 def test_paired_bootstrap_of_a_constant_difference_is_that_difference_exactly():
@@ -41,3 +41,17 @@ def test_model_fold_round_trips_and_is_absent_until_complete(tmp_path):
     assert read.settings() == written.settings()
     np.testing.assert_array_equal(read.positions["a_0001"], positions["a_0001"])
     np.testing.assert_array_equal(read.found["a_0001"], found["a_0001"])
+
+
+def test_a_lever_is_measured_against_the_row_it_names_with_that_lever_off():
+    """Gloss tokens need the lstm, so their row is compared with an lstm-words row, not the all-off baseline."""
+    def row(name, errors, compared_with=None):
+        return {"name": name, "compared_with": compared_with, "new_sentence": {"per_recording": dict(zip("abcd", errors))}}
+    rows = [row("baseline", [0.30, 0.30, 0.30, 0.30]), row("lstm_words", [0.20, 0.21, 0.22, 0.23]),
+            row("lstm_glosses", [0.10, 0.11, 0.12, 0.13], compared_with="lstm_words"), row("sign_track", [0.40, 0.41, 0.42, 0.43]),
+            row("orphan", [0.1, 0.1, 0.1, 0.1], compared_with="not_run")]
+    effects = ablation_effects(rows, num_resamples=200)
+    assert effects["lstm_glosses"]["compared_with"] == "lstm_words" and effects["lstm_glosses"]["difference"] == pytest.approx(-0.10)
+    assert effects["lstm_glosses"]["verdict"] == "helped"
+    assert effects["lstm_words"]["compared_with"] == "baseline" and effects["sign_track"]["verdict"] == "hurt"
+    assert "orphan" not in effects and "baseline" not in effects  # no row to compare with: no effect is invented

@@ -303,34 +303,42 @@ def signer_distances(recordings: Sequence[Recording], num_frames: int, band_frac
     return output
 
 
-def ablation_row(name: str, settings: dict, results: dict) -> dict:
+ABLATION_REFERENCE = "baseline"  # the ablation row a lever is compared with unless it names another: all levers off
+
+
+def ablation_row(name: str, settings: dict, results: dict, compared_with: str | None = None) -> dict:
     """One lever's row of generalisation.json's "ablations", from benchmark_results of its run: the model's primary
-    and model_vs per split, on the folds its model ran (rows compare when their folds and budget agree)."""
+    and model_vs per split, on the folds its model ran (rows compare when their folds and budget agree). compared_with:
+    the row with this lever off (default ABLATION_REFERENCE, all levers off); a lever that needs another (gloss tokens
+    need the lstm) names the row that differs from it in that lever only."""
     complete = results["model_folds"]["complete"]
     if not complete:
         raise ValueError(f"ablation {name!r}: no model fold is complete, so there is no row to write")
-    row = {"name": name, "settings": settings, "folds": complete,
+    compared_with = compared_with or ABLATION_REFERENCE
+    if compared_with == name and name != ABLATION_REFERENCE:
+        raise ValueError(f"ablation {name!r} cannot be compared with itself")
+    row = {"name": name, "settings": settings, "folds": complete, "compared_with": None if name == ABLATION_REFERENCE else compared_with,
            "steps": {fold: run["steps"] for fold, run in results["model_folds"]["runs"].items()}}
     for split in TEST_SPLITS:
         if split in results and "model" in results[split]:
             model = results[split]["model"]
-            row[split] = {"primary": model["primary"], "motion_ratio": model["motion_ratio"], "n": model["n"], "model_vs": results[split]["model_vs"],
+            row[split] = {"primary": model["primary"], "motion_ratio": model["motion_ratio"], "detection": model["detection_rate"], "n": model["n"],
+                          "model_vs": results[split]["model_vs"],
                           "per_recording": model["per_recording"]}
     return row
 
 
-ABLATION_REFERENCE = "baseline"  # the ablation row every lever is compared with: all levers off, same folds and budget
-
-
 def ablation_effects(rows: Sequence[dict], split: str = "new_sentence", num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """name -> {"difference", "ci95", "n", "verdict"}: each row's model minus the ABLATION_REFERENCE row's on their common
-    recordings (paired bootstrap); verdict "helped" / "hurt" when the interval excludes zero, else "no clear difference"."""
-    reference = next((row for row in rows if row["name"] == ABLATION_REFERENCE and split in row), None)
+    """name -> {"compared_with", "difference", "ci95", "n", "verdict"}: each row's model minus its compared_with row's
+    (ABLATION_REFERENCE for rows written before the field) on their common recordings (paired bootstrap); verdict
+    "helped" / "hurt" when the interval excludes zero, else "no clear difference"."""
+    by_name = {row["name"]: row for row in rows if split in row}
     effects = {}
-    if reference is None:
-        return effects
-    for row in rows:
-        if row is reference or split not in row:
+    for row in by_name.values():
+        if row["name"] == ABLATION_REFERENCE:
+            continue
+        reference = by_name.get(row.get("compared_with") or ABLATION_REFERENCE)
+        if reference is None:
             continue
         common = sorted(set(row[split]["per_recording"]) & set(reference[split]["per_recording"]))
         if len(common) < 2:
@@ -338,5 +346,5 @@ def ablation_effects(rows: Sequence[dict], split: str = "new_sentence", num_resa
         difference, interval = paired_bootstrap([row[split]["per_recording"][name] for name in common],
                                                 [reference[split]["per_recording"][name] for name in common], num_resamples, seed)
         verdict = "helped" if interval[1] < 0 else "hurt" if interval[0] > 0 else "no clear difference"
-        effects[row["name"]] = {"difference": difference, "ci95": list(interval), "n": len(common), "verdict": verdict}
+        effects[row["name"]] = {"compared_with": reference["name"], "difference": difference, "ci95": list(interval), "n": len(common), "verdict": verdict}
     return effects

@@ -147,10 +147,11 @@ def ablation_lines(rows: list[dict]) -> list[str]:
     effects = ablation_effects(rows)
     lines = ["## Levers (ablations)", "",
              f"Each row is its own run (`--ablation NAME`), on the folds and budget it lists; a lever's effect is its row minus the "
-             f"`{ABLATION_REFERENCE}` row (all levers off) on their common new-sentence recordings, a paired bootstrap 95% interval. "
+             f"row with that lever off (`{ABLATION_REFERENCE}`, all levers off, unless the row names another with `--compared_with`) on "
+             "their common new-sentence recordings, a paired bootstrap 95% interval. "
              "Rows on fewer folds or a shorter budget than the main table are not comparable with it.", "",
-             "| row | settings | folds | steps | new_sentence primary | motion ratio | vs mean | vs retrieval | vs stitching | vs baseline |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| row | settings | folds | steps | new_sentence primary | motion ratio | detection | vs mean | vs retrieval | vs stitching | lever off | lever's effect |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         split = row.get("new_sentence")
         if split is None:
@@ -161,8 +162,10 @@ def ablation_lines(rows: list[dict]) -> list[str]:
         effect = effects.get(row["name"])
         against = (f"{_signed(effect['difference'])} [{_signed(effect['ci95'][0])}, {_signed(effect['ci95'][1])}]: {effect['verdict']}"
                    if effect else "reference" if row["name"] == ABLATION_REFERENCE else "n/a")
+        off = effect["compared_with"] if effect else "" if row["name"] == ABLATION_REFERENCE else (row.get("compared_with") or ABLATION_REFERENCE) + " (not run)"
+        detection = _number(split["detection"], 2) if split.get("detection") is not None else "n/a"
         lines.append(f"| {row['name']} | {settings} | {', '.join(map(str, row['folds']))} | {', '.join(map(str, row['steps'].values()))} | "
-                     f"{_number(split['primary'])} (n={split['n']}) | {_number(split['motion_ratio'], 2)} | {' | '.join(versus)} | {against} |")
+                     f"{_number(split['primary'])} (n={split['n']}) | {_number(split['motion_ratio'], 2)} | {detection} | {' | '.join(versus)} | {off} | {against} |")
     return lines
 
 
@@ -181,7 +184,7 @@ def generalisation_markdown(results: dict, history: bool = False) -> str:
              "every repeated sentence is held out once (seen_sentence); every method is scored on the same recordings",
              f"- validation: {len(next(iter(results['validation'].values())))} recordings carved from each fold's training recordings "
              "(new-sentence-like: their sentence occurs once there); **settings are chosen on them only**: the stitching variant per fold. "
-             "The model's settings are the experiment's defaults (the boston_cpu preset), not retuned",
+             "The model's settings are the boston_cpu preset with the command's flags, fixed before the run, none chosen on held-out recordings",
              f"- {metric['num_frames']} frames per recording (the whole recording resampled; see the coverage table); "
              f"{metric['normalisation']} normalisation (each signer's scale and resting hand offsets from the fold's training recordings, "
              "mapped onto one canonical body)",
