@@ -22,7 +22,9 @@ frame learns which gloss it shows, from words.csv's timing; durations predicted 
 learned embedding per signer; the held-out recording's signer is given at sampling, as a user choosing who signs would),
 --composition_share S (that share of training items are two training recordings spliced at a sign boundary).
 --ablation NAME runs them into RUNS/ablations/NAME and writes one row of generalisation.json's "ablations" (on the folds
-it ran; the page's table compares rows of equal folds and budget) instead of the main table.
+it ran; the page's table compares rows of equal folds and budget) instead of the main table; --compared_with NAME names
+the row with that lever off where it is not the all-off `baseline` (gloss tokens need the lstm: an lstm words row).
+experiments/boston_levers.sh runs every lever's row and then the all-levers model on every fold.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ PRESET = "boston_cpu"
 # The protocol's per-fold training budget: 5 folds x (20 min of training + ~8 min to render, generate 22 clips at
 # 20 DPM steps and score) fit about 2.5 hours on the 2-core development CPU; on a CUDA GPU the same steps take minutes.
 DEFAULT_FOLD_MINUTES = 20.0
+# --prediction_type's loss weighting: x_0 prediction with a plain MSE (the preset), v-prediction with min-SNR (Hang et
+# al. 2023). At 16 px and 500 steps the x_0 model's estimate drops the hands even from an almost clean input (t=20: 0% of
+# hands found on training clips), while v-prediction's keeps them (93%) and its samples show hands (41%); see
+# docs/generalisation_history.md.
+PREDICTION_LOSS_WEIGHTING = {"sample": "mse", "v_prediction": "min_snr"}
 
 
 def text_encoder_path(kind: str) -> str | None:
@@ -78,6 +85,8 @@ def fold_config(args, clips_dir: Path, output_dir: Path, num_frames: int):
         "guidance_scale": args.guidance, "sample_steps": args.sampling_steps,
         "text_encoder.tokenizer": args.tokenizer, "pipeline.signer_conditioning": args.signer_conditioning, "pipeline.sign_track": args.sign_track,
         "data.composition_share": args.composition_share,
+        **({} if args.prediction_type is None else {"scheduler.prediction_type": args.prediction_type,
+                                                     "pipeline.loss_weighting": PREDICTION_LOSS_WEIGHTING[args.prediction_type]}),
     })
 
 
@@ -138,6 +147,8 @@ def main() -> int:
     parser.add_argument("--sign_track", action="store_true", help="each frame learns which gloss it shows (words.csv timing)")
     parser.add_argument("--composition_share", type=float, default=0.0, help="share of training items spliced from two recordings at a sign boundary")
     parser.add_argument("--ablation", help="a lever's row: runs into RUNS/ablations/NAME, written to generalisation.json's ablations")
+    parser.add_argument("--compared_with", help="with --ablation: the row with this lever off (default baseline; gloss tokens: an lstm words row)")
+    parser.add_argument("--prediction_type", choices=sorted(PREDICTION_LOSS_WEIGHTING), help=f"default: the {PRESET} preset's (sample)")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="bf16", help="bf16 is slower on a CPU without bf16 units")
@@ -203,7 +214,10 @@ def main() -> int:
     })
     if args.ablation:
         row = ablation_row(args.ablation, {**lever_settings(args), "text_encoder": args.text_encoder, "minutes": args.minutes,
-                                           "max_steps": args.max_steps, "guidance": args.guidance}, results)
+                                           "max_steps": args.max_steps, "guidance": args.guidance,
+                                           "image_size": args.image_size, "sampling_steps": args.sampling_steps,
+                                           "prediction_type": args.prediction_type or "sample"}, results,
+                           compared_with=args.compared_with)
         write_ablation(row, args.docs_dir)
         print(f"wrote ablation {args.ablation!r} into {args.docs_dir}/generalisation.{{json,md}} (folds {row['folds']})", flush=True)
         return 0

@@ -111,6 +111,8 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
     assert rows["all_levers"]["settings"]["sign_track"] and rows["all_levers"]["settings"]["tokenizer"] == "glosses"
     assert rows["all_levers"]["folds"] == [0] and set(rows["all_levers"]["new_sentence"]["model_vs"]) >= {"mean", "retrieval", "stitching"}
     assert len(rows["all_levers"]["new_sentence"]["per_recording"]) == 2
+    assert rows["all_levers"]["compared_with"] == "baseline" and rows["baseline"]["compared_with"] is None
+    assert rows["baseline"]["settings"]["prediction_type"] == "sample" and rows["baseline"]["settings"]["image_size"] == 16
     page = (docs / "generalisation.md").read_text()
     assert "## Levers (ablations)" in page and "| all_levers |" in page and "| baseline |" in page
     pipeline_dir = next((tmp_path / "runs_levers" / "fold_0" / "run").glob("step_*/pipeline"))
