@@ -68,6 +68,8 @@ def test_experiment_trains_a_fold_scores_every_method_and_a_rerun_skips_the_comp
         assert results[split]["retrieval"]["nearest_training_dtw_mje"] == 0.0  # it replays a training recording
     page = (tmp_path / "docs" / "generalisation.md").read_text()
     assert "## seen_sentence (2 held-out recordings" in page and "| stitching |" in page and "oracle" in page
+    model, mean = results["new_sentence"]["model"]["primary"], results["new_sentence"]["mean"]["primary"]
+    assert "## Per fold (new_sentence" in page and f"| 0 | 2 | {model:.4f} | {mean:.4f} |" in page  # one fold: its row is the pooled score
     assert (tmp_path / "docs" / "generalisation.png").stat().st_size > 0
     assert "[generalisation_history.md](generalisation_history.md)" in page  # the hand-written record is linked, not overwritten
     assert (tmp_path / "docs" / "generalisation_history.md").read_text() == "# earlier runs, by hand\n"

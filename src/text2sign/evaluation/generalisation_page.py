@@ -142,6 +142,29 @@ def _standing_lines(results: dict) -> list[str]:
     return lines
 
 
+PER_FOLD_REFERENCES = ("mean", "retrieval", "stitching")
+
+
+def per_fold_lines(results: dict, split: str = "new_sentence") -> list[str]:
+    """The model against the references fold by fold on `split`: where a pooled gap comes from (one bad fold, or all)."""
+    scores = results.get(split, {})
+    if "model" not in scores:
+        return []
+    model = scores["model"]["per_recording"]
+    lines = [f"## Per fold ({split}, primary metric; model minus reference, negative: the model is better)", "",
+             "| fold | n | model | " + " | ".join(PER_FOLD_REFERENCES) + " | " + " | ".join(f"model - {name}" for name in PER_FOLD_REFERENCES) + " |",
+             "|---" * (3 + 2 * len(PER_FOLD_REFERENCES)) + "|"]
+    for fold, names in results["folds"].items():
+        names = [name for name in names if name in model]
+        if not names:
+            continue
+        model_mean = float(np.mean([model[name] for name in names]))
+        references = [float(np.mean([scores[reference]["per_recording"][name] for name in names])) for reference in PER_FOLD_REFERENCES]
+        lines.append(f"| {fold} | {len(names)} | {_number(model_mean)} | " + " | ".join(_number(value) for value in references) + " | "
+                     + " | ".join(_signed(model_mean - value) for value in references) + " |")
+    return lines
+
+
 def ablation_lines(rows: list[dict]) -> list[str]:
     """The levers' table (new_sentence, primary metric) and each lever against the all-off row on the same recordings."""
     effects = ablation_effects(rows)
@@ -216,6 +239,8 @@ def generalisation_markdown(results: dict, history: bool = False) -> str:
         if split in results:
             lines += split_lines(results, split) + [""]
     lines += ["## The model's standing", ""] + (_standing_lines(results) or ["- no model fold is complete"]) + [""]
+    if per_fold_lines(results):
+        lines += per_fold_lines(results) + [""]
     if results.get("ablations"):
         lines += ablation_lines(results["ablations"]) + [""]
     lines += ["## Picture", "", "![real vs generated](generalisation.png)", "",
