@@ -116,7 +116,8 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
     assert rows["all_levers"]["compared_with"] == "baseline" and rows["baseline"]["compared_with"] is None
     assert rows["baseline"]["settings"]["prediction_type"] == "sample" and rows["baseline"]["settings"]["image_size"] == 16
     page = (docs / "generalisation.md").read_text()
-    assert "## Levers (ablations)" in page and "| all_levers |" in page and "| baseline |" in page
+    assert "## Levers (ablations)" in page and "| baseline | tokenizer words, signer_conditioning False" in page
+    assert "| all_levers | as baseline, tokenizer glosses, signer_conditioning True, sign_track True, signer_given True, composition_share 0.5 |" in page
     pipeline_dir = next((tmp_path / "runs_levers" / "fold_0" / "run").glob("step_*/pipeline"))
     conditioner = json.loads((pipeline_dir / "sign_conditioning" / "config.json").read_text())
     assert conditioner["signers"] == ["man-1", "woman-1"] and conditioner["timed_training"]  # words.csv timing reached training

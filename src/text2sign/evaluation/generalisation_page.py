@@ -175,11 +175,16 @@ def ablation_lines(rows: list[dict]) -> list[str]:
              "Rows on fewer folds or a shorter budget than the main table are not comparable with it.", "",
              "| row | settings | folds | steps | new_sentence primary | motion ratio | detection | vs mean | vs retrieval | vs stitching | lever off | lever's effect |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_name = {row["name"]: row for row in rows}
     for row in rows:
         split = row.get("new_sentence")
         if split is None:
             continue
-        settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items())
+        # the lever-off row lists every setting; a lever's row only what it changes (the rest is as in its lever-off row)
+        off_row = by_name.get(row.get("compared_with") or ABLATION_REFERENCE) if row["name"] != ABLATION_REFERENCE else None
+        changed = {key: value for key, value in row["settings"].items() if off_row is None or off_row["settings"].get(key) != value}
+        settings = ", ".join(f"{key} {value}" for key, value in changed.items()) if off_row is None else (
+            "as " + off_row["name"] + (", " + ", ".join(f"{key} {value}" for key, value in changed.items()) if changed else ""))
         versus = [f"{_signed(split['model_vs'][name]['difference'])} [{_signed(split['model_vs'][name]['ci95'][0])}, "
                   f"{_signed(split['model_vs'][name]['ci95'][1])}]" if name in split["model_vs"] else "n/a" for name in ("mean", "retrieval", "stitching")]
         effect = effects.get(row["name"])
