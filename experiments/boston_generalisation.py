@@ -25,6 +25,13 @@ learned embedding per signer; the held-out recording's signer is given at sampli
 it ran; the page's table compares rows of equal folds and budget) instead of the main table; --compared_with NAME names
 the row with that lever off where it is not the all-off `baseline` (gloss tokens need the lstm: an lstm words row).
 experiments/boston_levers.sh runs every lever's row and then the all-levers model on every fold.
+
+Choosing settings without touching the test recordings: --validation --folds K trains fold K on its training recordings
+less its validation ones (Fold.as_validation) and scores those as new sentences (page in docs/generalisation_runs/
+validation/ unless --docs_dir says otherwise); --reuse_training RUNS samples and scores a trained run again with other
+sampling settings (--guidance, --sampling_steps, --candidates); --candidates N draws N samples per caption and keeps their
+medoid under the primary metric (minimum Bayes risk: the sample the model's other samples agree with most).
+experiments/boston_final.sh runs the settings so chosen on every fold, at the protocol's budget.
 """
 
 from __future__ import annotations
@@ -32,11 +39,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from text2sign.data.folds import FRAME_COUNTS_TRIED, NUM_FOLDS, choose_num_frames, folds_against, sentence_folds
+from text2sign.data.folds import FRAME_COUNTS_TRIED, NUM_FOLDS, Folds, choose_num_frames, folds_against, sentence_folds
 from text2sign.data.render_tracks import render_folder
 from text2sign.data.tracks import NORMALISATIONS, check_signers_known, load_recordings, signer_bodies
 from text2sign.evaluation.conditioning import generate_for_prompts
@@ -46,7 +54,7 @@ from text2sign.evaluation.generalisation import (
 )
 from text2sign.evaluation.generalisation import ablation_row
 from text2sign.evaluation.report import write_ablation, write_generalisation_report
-from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION
+from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index
 from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
 from text2sign.training.checkpoint import pipeline_directory
 from text2sign.training.config import config_from_preset
@@ -96,34 +104,59 @@ def lever_settings(args) -> dict:
             "signer_given": args.signer_conditioning, "composition_share": args.composition_share}
 
 
+def trained_elsewhere(fold_dir: Path, num_frames: int, args) -> tuple[Path, int, float]:
+    """(checkpoint, steps, training minutes) of a fold another run trained with this run's training settings, so a
+    sampling setting (guidance, sampler steps) is tried without training again."""
+    trained = read_model_fold(fold_dir)
+    if trained is None:
+        raise ValueError(f"--reuse_training: {fold_dir} holds no complete model run")
+    ours = {"levers": lever_settings(args), "text_encoder": args.text_encoder, "max_steps": args.max_steps,
+            "budget_minutes": args.minutes, "num_frames": num_frames, "normalisation": args.normalisation, "seed": args.seed}
+    theirs = {"levers": trained.conditioning, "text_encoder": trained.text_encoder, "max_steps": trained.max_steps,
+              "budget_minutes": trained.budget_minutes, "num_frames": trained.num_frames, "normalisation": trained.normalisation,
+              "seed": trained.seed}
+    differing = {key: (theirs[key], ours[key]) for key in ours if theirs[key] != ours[key]}
+    if differing:
+        raise ValueError(f"--reuse_training: {fold_dir} was trained with other settings (theirs, this run's): {differing}")
+    return Path(trained.checkpoint), trained.steps, trained.training_minutes
+
+
 def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold:
     """Render the fold's training clips, train, generate one video per held-out caption, read the hands back."""
     fold_dir = args.runs_dir / f"fold_{fold.index}"
     started = time.time()
-    render_folder(args.train_tracks, fold_dir / "train_clips", image_size=args.image_size, num_frames=num_frames, names=fold.train,
-                  recordings=[recording for recording in recordings.values() if recording.name in set(fold.train)], bodies=bodies)
-    config = fold_config(args, fold_dir / "train_clips", fold_dir / "run", num_frames)
-    training_started = time.time()
-    result = train(config)
-    # train()'s result (a typed TrainResult) is read here only: its checkpoint and step.
-    checkpoint, steps = result.checkpoint, result.step
-    training_minutes = (time.time() - training_started) / 60
+    if args.reuse_training:
+        checkpoint, steps, training_minutes = trained_elsewhere(args.reuse_training / f"fold_{fold.index}", num_frames, args)
+    else:
+        render_folder(args.train_tracks, fold_dir / "train_clips", image_size=args.image_size, num_frames=num_frames, names=fold.train,
+                      recordings=[recording for recording in recordings.values() if recording.name in set(fold.train)], bodies=bodies)
+        config = fold_config(args, fold_dir / "train_clips", fold_dir / "run", num_frames)
+        training_started = time.time()
+        result = train(config)
+        # train()'s result (a typed TrainResult) is read here only: its checkpoint and step.
+        checkpoint, steps = result.checkpoint, result.step
+        training_minutes = (time.time() - training_started) / 60
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint))
     names = fold.test
     generation_started = time.time()
     signers = [recordings[name].speaker for name in names] if args.signer_conditioning else None
-    videos = generate_for_prompts(pipeline, [recordings[name].sentence for name in names], seeds=(args.seed,),
-                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm", signers=signers)  # (n, 1, c, f, h, w)
-    videos = videos_to_uint8(videos[:, 0]).numpy()  # (n, f, h, w, 3)
+    seeds = tuple(range(args.seed, args.seed + args.candidates))
+    videos = generate_for_prompts(pipeline, [recordings[name].sentence for name in names], seeds=seeds,
+                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm", signers=signers)  # (n, k, c, f, h, w)
+    videos = np.stack([videos_to_uint8(candidates).numpy() for candidates in videos])  # (n, k, f, h, w, 3)
     generation_seconds = time.time() - generation_started
-    extracted = {name: extract_trajectory(video) for name, video in zip(names, videos)}
+    kept = {}  # name -> (positions, found, video) of the candidate kept
+    for name, candidates in zip(names, videos):
+        readings = [extract_trajectory(video) for video in candidates]
+        chosen = medoid_index(np.stack([fill_missing(*reading) for reading in readings]), args.band_fraction) if len(readings) > 1 else 0
+        kept[name] = (*readings[chosen], candidates[chosen])
     model_fold = ModelFold(
-        fold=fold.index, positions={name: value[0] for name, value in extracted.items()}, found={name: value[1] for name, value in extracted.items()},
-        videos=dict(zip(names, videos)), steps=steps, training_minutes=round(training_minutes, 2), budget_minutes=args.minutes,
+        fold=fold.index, positions={name: value[0] for name, value in kept.items()}, found={name: value[1] for name, value in kept.items()},
+        videos={name: value[2] for name, value in kept.items()}, steps=steps, training_minutes=round(training_minutes, 2), budget_minutes=args.minutes,
         max_steps=args.max_steps, sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, num_frames=num_frames,
         text_encoder=args.text_encoder, normalisation=args.normalisation, checkpoint=str(checkpoint),
         generation_seconds_per_clip=round(generation_seconds / len(names), 2), wall_minutes=round((time.time() - started) / 60, 2),
-        conditioning=lever_settings(args),
+        conditioning=lever_settings(args), candidates=args.candidates,
     )
     write_model_fold(fold_dir, model_fold)
     return model_fold
@@ -154,15 +187,31 @@ def main() -> int:
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="bf16", help="bf16 is slower on a CPU without bf16 units")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--sampling_steps", type=int, default=20, help="DPM-Solver++ steps per generated video")
+    parser.add_argument("--candidates", type=int, default=1, help="samples per caption (seeds seed, seed+1, ...); the video kept is their "
+                                                                     "medoid under the primary metric (minimum Bayes risk)")
     parser.add_argument("--bootstrap_resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs_dir", type=Path, help="default experiments/runs/boston_folds, or .../ablations/NAME with --ablation")
-    parser.add_argument("--docs_dir", type=Path, default=REPO / "docs")
+    parser.add_argument("--validation", action="store_true",
+                        help="choose settings: each fold trains on its training recordings less its validation ones and is scored on those "
+                             "(as new sentences); the test recordings are not touched. Page: DOCS/generalisation_runs/validation/")
+    parser.add_argument("--reuse_training", type=Path, help="a runs dir whose folds were trained with these training settings: only sample "
+                                                            "and score again (another --guidance or --sampling_steps)")
+    parser.add_argument("--runs_dir", type=Path, help="default experiments/runs/boston_folds, or .../ablations/NAME with --ablation, "
+                                                      "or .../validation with --validation")
+    parser.add_argument("--docs_dir", type=Path, help="default docs, or docs/generalisation_runs/validation with --validation")
     args = parser.parse_args()
     if args.tokenizer != "words" and args.text_encoder != "lstm":
         parser.error("--tokenizer glosses is the lstm's: add --text_encoder lstm")
+    if args.candidates < 1:
+        parser.error(f"--candidates must be at least 1, got {args.candidates}")
+    if args.validation and (args.ablation or args.test_tracks):
+        parser.error("--validation scores the folds' validation recordings: it takes no --ablation or --test_tracks")
     runs_root = REPO / "experiments" / "runs"
-    args.runs_dir = args.runs_dir or (runs_root / "ablations" / args.ablation if args.ablation else runs_root / "boston_folds")
+    args.runs_dir = args.runs_dir or (runs_root / "ablations" / args.ablation if args.ablation
+                                      else runs_root / "validation" if args.validation else runs_root / "boston_folds")
+    args.docs_dir = args.docs_dir or (REPO / "docs" / "generalisation_runs" / "validation" if args.validation else REPO / "docs")
+    if args.reuse_training and args.reuse_training.resolve() == args.runs_dir.resolve():
+        parser.error("--reuse_training names this run's own --runs_dir: give the new sampling settings a --runs_dir of their own")
     started = time.time()
 
     # ---- recordings, folds, frames
@@ -170,6 +219,12 @@ def main() -> int:
     separate_test = args.test_tracks is not None and args.test_tracks.resolve() != args.train_tracks.resolve()
     test_recordings = load_recordings(args.test_tracks) if separate_test else []
     folds = folds_against(train_recordings, test_recordings) if separate_test else sentence_folds(train_recordings, args.num_folds)
+    if args.validation:  # the folds asked for, each trained on fit and scored on its validation recordings
+        folds = Folds([fold.as_validation() for fold in folds.folds if args.folds is None or fold.index in args.folds], folds.ineligible)
+        shared = sorted(name for name, count in Counter(name for fold in folds.folds for name in fold.test).items() if count > 1)
+        if shared:  # scores are kept by recording name: one recording scored in two folds would be mixed up
+            raise ValueError(f"--validation: folds {[fold.index for fold in folds.folds]} share validation recordings {shared[:3]}: "
+                             "choose settings on one fold at a time (--folds K)")
     recordings = {recording.name: recording for recording in [*train_recordings, *test_recordings]}
     chosen_frames, coverage = choose_num_frames(train_recordings)
     num_frames = args.num_frames or chosen_frames
@@ -210,13 +265,13 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]), "preset": PRESET, "train_tracks": str(args.train_tracks),
         "test_tracks": str(args.test_tracks or args.train_tracks), "protocol_fold_minutes": DEFAULT_FOLD_MINUTES,
         "protocol_sampling_steps": parser.get_default("sampling_steps"),
-        "wall_minutes": round((time.time() - started) / 60, 2),
+        "wall_minutes": round((time.time() - started) / 60, 2), "validation_run": args.validation,
     })
     if args.ablation:
         row = ablation_row(args.ablation, {**lever_settings(args), "text_encoder": args.text_encoder, "minutes": args.minutes,
                                            "max_steps": args.max_steps, "guidance": args.guidance,
                                            "image_size": args.image_size, "sampling_steps": args.sampling_steps,
-                                           "prediction_type": args.prediction_type or "sample"}, results,
+                                           "prediction_type": args.prediction_type or "sample", "candidates": args.candidates}, results,
                            compared_with=args.compared_with)
         write_ablation(row, args.docs_dir)
         print(f"wrote ablation {args.ablation!r} into {args.docs_dir}/generalisation.{{json,md}} (folds {row['folds']})", flush=True)

@@ -10,6 +10,8 @@ import pytest
 
 from test_tracks import write_tracks
 from top_level_scripts import load_script
+from text2sign.data.folds import sentence_folds
+from text2sign.data.tracks import load_recordings
 
 METHODS = {"model", "mean", "random", "retrieval", "stitching", "signer_mean", "ground_truth", "reversed_ground_truth"}
 SCORE_KEYS = {"primary", "dtw_mje", "motion_ratio", "per_recording", "top1", "detection_rate", "nearest_training_dtw_mje"}
@@ -36,6 +38,10 @@ def toy_folders(tmp_path):
     return train, test
 
 
+# The runs below stop at --max_steps; their --minutes (60) is only a cap a loaded machine cannot reach: at 5 minutes a
+# starved test process once stopped after 1 of its 2 steps.
+
+
 def run_experiment(monkeypatch, *arguments: str) -> int:
     experiment = load_script("experiments/boston_generalisation.py")
     monkeypatch.setattr(sys, "argv", ["boston_generalisation.py", *arguments])
@@ -47,7 +53,7 @@ def test_experiment_trains_a_fold_scores_every_method_and_a_rerun_skips_the_comp
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "generalisation_history.md").write_text("# earlier runs, by hand\n")
     common = ["--train_tracks", str(train_tracks), "--test_tracks", str(test_tracks), "--image_size", "16", "--num_frames", "4",
-              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "5",
+              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "60",
               "--max_steps", "2", "--runs_dir", str(tmp_path / "runs"), "--bootstrap_resamples", "200"]
     assert run_experiment(monkeypatch, *common, "--docs_dir", str(tmp_path / "docs")) == 0
 
@@ -99,7 +105,7 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
     train_tracks, test_tracks = toy_folders(tmp_path)
     docs = tmp_path / "docs"
     common = ["--train_tracks", str(train_tracks), "--test_tracks", str(test_tracks), "--image_size", "16", "--num_frames", "4",
-              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "5",
+              "--text_encoder", "lstm", "--sampling_steps", "2", "--mixed_precision", "no", "--batch_size", "2", "--minutes", "60",
               "--max_steps", "2", "--bootstrap_resamples", "200", "--docs_dir", str(docs)]
     with pytest.raises(FileNotFoundError, match="run the protocol"):
         run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_baseline"))
@@ -127,3 +133,40 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
     assert {row["name"] for row in json.loads((docs / "generalisation.json").read_text())["ablations"]} == {"baseline", "all_levers"}
     with pytest.raises(ValueError, match="holds a model run with levers"):
         run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_levers"))
+
+
+def test_validation_mode_scores_validation_recordings_and_a_reused_training_only_samples_again(tmp_path, monkeypatch):
+    """--validation trains each fold on fit and scores its validation recordings as new sentences (settings are chosen
+    there); --reuse_training samples an already trained fold again with another guidance, training nothing."""
+    glosses = ["JOHN GO", "JOHN GO", "MARY GO", "JOHN WRITE", "MARY WRITE", "GO JOHN", "WRITE GO", "MARY JOHN"]
+    tracks = write_tracks(tmp_path / "tracks", {video: signing(video) for video in range(1, 9)}, [
+        (video, "woman-1" if video % 2 else "man-1", gloss, 6 * position, 6 * position + 5)
+        for video, sentence in enumerate(glosses, start=1) for position, gloss in enumerate(sentence.split())])
+    common = ["--train_tracks", str(tracks), "--image_size", "16", "--num_frames", "4", "--text_encoder", "lstm", "--sampling_steps", "2",
+              "--mixed_precision", "no", "--batch_size", "2", "--minutes", "60", "--max_steps", "2", "--bootstrap_resamples", "200",
+              "--num_folds", "2", "--validation"]
+    assert run_experiment(monkeypatch, *common, "--runs_dir", str(tmp_path / "g2"), "--docs_dir", str(tmp_path / "docs_g2")) == 0
+    folds = sentence_folds(load_recordings(tracks), 2).folds
+    results = json.loads((tmp_path / "docs_g2" / "generalisation.json").read_text())
+    assert results["folds"] == {str(fold.index): fold.validation for fold in folds}  # scored: the validation recordings, nothing else
+    assert results["new_sentence"]["num_recordings"] == sum(len(fold.validation) for fold in folds) > 0
+    assert results["seen_sentence"]["num_recordings"] == 0 and results["model_folds"]["complete"] == [0, 1]
+    assert "**a VALIDATION run**" in (tmp_path / "docs_g2" / "generalisation.md").read_text()
+    for fold in folds:  # each fold trained on fit: its validation recordings were not rendered for training
+        trained = {path.stem for path in (tmp_path / "g2" / f"fold_{fold.index}" / "train_clips").glob("*.gif")}
+        assert trained == set(fold.fit)
+    checkpoints = sorted((tmp_path / "g2").glob("fold_*/run/step_*"))
+    assert checkpoints
+
+    assert run_experiment(monkeypatch, *common, "--guidance", "4", "--candidates", "2", "--reuse_training", str(tmp_path / "g2"),
+                          "--runs_dir", str(tmp_path / "g4"), "--docs_dir", str(tmp_path / "docs_g4")) == 0
+    assert not list((tmp_path / "g4").glob("fold_*/run")) and sorted((tmp_path / "g2").glob("fold_*/run/step_*")) == checkpoints
+    again = json.loads((tmp_path / "docs_g4" / "generalisation.json").read_text())
+    assert {fold: run["guidance"] for fold, run in again["model_folds"]["runs"].items()} == {fold: 4.0 for fold in results["model_folds"]["runs"]}
+    assert {fold: run["checkpoint"] for fold, run in again["model_folds"]["runs"].items()} == {
+        fold: run["checkpoint"] for fold, run in results["model_folds"]["runs"].items()}
+    assert {run["candidates"] for run in again["model_folds"]["runs"].values()} == {2}
+    assert "the medoid of the 2 samples kept" in (tmp_path / "docs_g4" / "generalisation.md").read_text()
+    with pytest.raises(ValueError, match="trained with other settings"):
+        run_experiment(monkeypatch, *common, "--max_steps", "3", "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g3"),
+                       "--docs_dir", str(tmp_path / "docs_g3"))

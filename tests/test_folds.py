@@ -88,3 +88,13 @@ def test_real_folds_hold_out_73_new_and_all_37_seen_sentences_once():
     assert sum(len(fold.new_sentence) for fold in folds.folds) == 73 and len(folds.ineligible) == 20
     assert sum(len(fold.seen_sentence) for fold in folds.folds) == 37
     assert choose_num_frames(recordings)[0] == 24
+
+
+def test_a_folds_validation_view_trains_on_fit_and_holds_out_only_its_validation_recordings():
+    recordings = toy_corpus()
+    for fold in sentence_folds(recordings, num_folds=3, validation_count=2).folds:
+        view = fold.as_validation()
+        assert view.index == fold.index and view.train == fold.fit and view.new_sentence == fold.validation
+        assert view.seen_sentence == [] and view.validation == [] and view.test == sorted(fold.validation)
+        assert not set(view.train) & set(view.test) and not set(view.train) & set(fold.test)  # no test recording trains
+        assert not set(view.test) & set(fold.test)  # the held-out recordings stay untouched

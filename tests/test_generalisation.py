@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from text2sign.evaluation.generalisation import ModelFold, ablation_effects, paired_bootstrap, read_model_fold, write_model_fold
+from text2sign.evaluation.generalisation import ModelFold, ablation_effects, budget_differences, paired_bootstrap, read_model_fold, write_model_fold
 
 
 def test_paired_bootstrap_of_a_constant_difference_is_that_difference_exactly():
@@ -55,3 +55,14 @@ def test_a_lever_is_measured_against_the_row_it_names_with_that_lever_off():
     assert effects["lstm_glosses"]["verdict"] == "helped"
     assert effects["lstm_words"]["compared_with"] == "baseline" and effects["sign_track"]["verdict"] == "hurt"
     assert "orphan" not in effects and "baseline" not in effects  # no row to compare with: no effect is invented
+
+
+def test_a_lever_row_of_another_budget_gets_no_effect_against_its_lever_off_row():
+    def row(name, max_steps, compared_with=None):
+        return {"name": name, "compared_with": compared_with, "settings": {"max_steps": max_steps, "image_size": 16},
+                "new_sentence": {"per_recording": dict(zip("abcd", [0.1, 0.2, 0.3, 0.4]))}}
+    rows = [row("baseline", 400), row("longer", 1200), row("longer_medoid", 1200, compared_with="longer")]
+    effects = ablation_effects(rows, num_resamples=200)
+    assert "longer" not in effects  # 1200 steps against 400: the difference would be the budget's, not a lever's
+    assert effects["longer_medoid"]["compared_with"] == "longer" and effects["longer_medoid"]["difference"] == pytest.approx(0.0)
+    assert budget_differences(rows[1], rows[0]) == {"max_steps": (1200, 400)}

@@ -16,6 +16,7 @@ from text2sign.evaluation.trajectory import (
     hand_path_length,
     hands_relative_to_head,
     longest_common_subsequence,
+    medoid_index,
     mean_training_trajectory,
     motion_ratio,
     nearest_caption_retrieval,
@@ -380,3 +381,16 @@ def test_score_split_refuses_mismatched_names():
     real = toy_split()
     with pytest.raises(ValueError, match="same clips"):
         score_split({"rec_0": as_prediction(real["rec_0"]), "other": as_prediction(real["rec_1"])}, real)
+
+
+def test_medoid_index_keeps_the_candidate_the_others_agree_with():
+    rng = np.random.default_rng(0)
+    centre = rng.uniform(0.3, 0.7, size=(8, 3, 2))
+    near = [centre + rng.normal(0, 0.01, size=centre.shape) for _ in range(3)]
+    outlier = centre.copy()
+    outlier[:, :2] += 0.3  # hands far from the others' (the metric reads hands relative to the head)
+    assert medoid_index(np.stack([outlier, near[0], centre, near[1], near[2]])) == 2  # the centre, not the first or the outlier
+    assert medoid_index(np.stack([outlier, centre])) == 0  # two candidates tie: the lower index
+    assert medoid_index(centre[None]) == 0
+    with pytest.raises(ValueError, match="candidate trajectories"):
+        medoid_index(np.zeros((0, 8, 3, 2)))

@@ -17,7 +17,8 @@ Folds (`sentence_folds`), by stable hashes only, so they do not depend on the CS
     occurs once in that fold's training, in name-hash order, kept while their glosses stay covered by the rest,
     up to VALIDATION_COUNT. Settings (the stitching variant, any retuning) are chosen on it and nothing else.
   - train: everything the fold does not hold out (validation included: a setting chosen on validation is then
-    applied with the whole training set).
+    applied with the whole training set). `Fold.as_validation` is the fold a setting is chosen on: `fit` trains,
+    the validation recordings are its new sentences.
 `folds_against` makes the one fold of separate train and test folders.
 """
 
@@ -97,6 +98,11 @@ class Fold:
     @property
     def test(self) -> list[str]:
         return sorted(self.seen_sentence + self.new_sentence)
+
+    def as_validation(self) -> "Fold":
+        """The fold a model's settings are chosen on: trained on `fit`, its validation recordings held out as new
+        sentences (their sentences occur once in training, so none is trained), nothing carved from it again."""
+        return Fold(self.index, self.fit, [], [], list(self.validation))
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ class ModelFold:
     # The optional levers (issue 19) the fold's model trained with: tokenizer, signer_conditioning, sign_track, signer_given.
     # {} for runs written before they existed (all off).
     conditioning: dict = field(default_factory=dict)
+    # Samples drawn per caption (seeds seed .. seed + candidates - 1); the one kept is their medoid under the primary
+    # metric (trajectory.medoid_index). 1 for runs written before the option existed.
+    candidates: int = 1
 
     def settings(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("positions", "found", "videos")}
@@ -328,17 +331,28 @@ def ablation_row(name: str, settings: dict, results: dict, compared_with: str | 
     return row
 
 
+# An ablation row's settings that make its budget: a lever's effect is measured only against a row with the same ones.
+BUDGET_SETTINGS = ("minutes", "max_steps", "image_size", "prediction_type", "sampling_steps")
+
+
+def budget_differences(row: dict, reference: dict) -> dict:
+    """setting -> (row's, reference's) for the BUDGET_SETTINGS the two ablation rows do not share."""
+    mine, theirs = row.get("settings", {}), reference.get("settings", {})
+    return {key: (mine.get(key), theirs.get(key)) for key in BUDGET_SETTINGS if mine.get(key) != theirs.get(key)}
+
+
 def ablation_effects(rows: Sequence[dict], split: str = "new_sentence", num_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """name -> {"compared_with", "difference", "ci95", "n", "verdict"}: each row's model minus its compared_with row's
     (ABLATION_REFERENCE for rows written before the field) on their common recordings (paired bootstrap); verdict
-    "helped" / "hurt" when the interval excludes zero, else "no clear difference"."""
+    "helped" / "hurt" when the interval excludes zero, else "no clear difference". A row whose compared_with row ran
+    another budget (budget_differences) gets no effect."""
     by_name = {row["name"]: row for row in rows if split in row}
     effects = {}
     for row in by_name.values():
         if row["name"] == ABLATION_REFERENCE:
             continue
         reference = by_name.get(row.get("compared_with") or ABLATION_REFERENCE)
-        if reference is None:
+        if reference is None or budget_differences(row, reference):  # another budget: its difference is not the lever's
             continue
         common = sorted(set(row[split]["per_recording"]) & set(reference[split]["per_recording"]))
         if len(common) < 2:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from text2sign.data.render_tracks import FigureStyle
-from text2sign.evaluation.generalisation import ABLATION_REFERENCE, METHODS, REFERENCES, TEST_SPLITS, ablation_effects
+from text2sign.evaluation.generalisation import ABLATION_REFERENCE, METHODS, REFERENCES, TEST_SPLITS, ablation_effects, budget_differences
 from text2sign.evaluation.trajectory import hands_relative_to_head
 from text2sign.video_io import frames_grid
 
@@ -20,6 +20,17 @@ PICTURE_FRAME_SIZE = 64
 CHART_SIZE = (480, 120)
 HAND_COLOURS = (FigureStyle().left_hand, FigureStyle().right_hand)
 
+
+
+# Settings an ablation row records that rows written before them lack, at the value those rows ran with.
+SETTINGS_BEFORE_RECORDED = {"candidates": 1}
+
+def candidates_text(run: dict) -> str:
+    """How a fold's model picked its one video per caption."""
+    count = run.get("candidates", 1)
+    if count == 1:
+        return f"seed {run['seed']}"
+    return f"seeds {run['seed']}-{run['seed'] + count - 1}, the medoid of the {count} samples kept (minimum Bayes risk under the primary metric)"
 
 def _number(value, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -99,7 +110,7 @@ def _budget_lines(results: dict) -> list[str]:
     run = next(iter(runs.values()))
     lines = [f"- model: the `{setup.get('preset', 'boston_cpu')}` preset (text encoder `{run['text_encoder']}`), per fold {minutes} min of "
              f"training budget, cosine to 0 at step {run['max_steps']}; {min(steps)}-{max(steps)} steps in {min(trained)}-{max(trained)} min; "
-             f"DPM-Solver++ {sampling} steps, guidance {run['guidance']}, seed {run['seed']}; {run['generation_seconds_per_clip']} s per clip"]
+             f"DPM-Solver++ {sampling} steps, guidance {run['guidance']}, " + candidates_text(run) + f"; {run['generation_seconds_per_clip']} s per clip"]
     if reduced:
         lines.append(f"- **budget REDUCED**: the protocol's default is {protocol_minutes} min of training per fold and {protocol_sampling} "
                      "sampling steps (5 folds in about 2.5 h on the 2-core CPU); this run had less, so its model rows say what the recipe "
@@ -182,7 +193,7 @@ def ablation_lines(rows: list[dict]) -> list[str]:
             continue
         # the lever-off row lists every setting; a lever's row only what it changes (the rest is as in its lever-off row)
         off_row = by_name.get(row.get("compared_with") or ABLATION_REFERENCE) if row["name"] != ABLATION_REFERENCE else None
-        changed = {key: value for key, value in row["settings"].items() if off_row is None or off_row["settings"].get(key) != value}
+        changed = {key: value for key, value in row["settings"].items() if off_row is None or off_row["settings"].get(key, SETTINGS_BEFORE_RECORDED.get(key)) != value}
         settings = ", ".join(f"{key} {value}" for key, value in changed.items()) if off_row is None else (
             "as " + off_row["name"] + (", " + ", ".join(f"{key} {value}" for key, value in changed.items()) if changed else ""))
         versus = [f"{_signed(split['model_vs'][name]['difference'])} [{_signed(split['model_vs'][name]['ci95'][0])}, "
@@ -190,7 +201,11 @@ def ablation_lines(rows: list[dict]) -> list[str]:
         effect = effects.get(row["name"])
         against = (f"{_signed(effect['difference'])} [{_signed(effect['ci95'][0])}, {_signed(effect['ci95'][1])}]: {effect['verdict']}"
                    if effect else "reference" if row["name"] == ABLATION_REFERENCE else "n/a")
-        off = effect["compared_with"] if effect else "" if row["name"] == ABLATION_REFERENCE else (row.get("compared_with") or ABLATION_REFERENCE) + " (not run)"
+        off_name = row.get("compared_with") or ABLATION_REFERENCE
+        budget = budget_differences(row, off_row) if off_row is not None else {}
+        off = (effect["compared_with"] if effect else "" if row["name"] == ABLATION_REFERENCE
+               else f"{off_name} (another budget: " + ", ".join(f"{key} {mine} vs {theirs}" for key, (mine, theirs) in budget.items()) + ")"
+               if budget else f"{off_name} (not run)")
         detection = _number(split["detection"], 2) if split.get("detection") is not None else "n/a"
         lines.append(f"| {row['name']} | {settings} | {', '.join(map(str, row['folds']))} | {', '.join(map(str, row['steps'].values()))} | "
                      f"{_number(split['primary'])} (n={split['n']}) | {_number(split['motion_ratio'], 2)} | {detection} | {' | '.join(versus)} | {off} | {against} |")
@@ -206,13 +221,17 @@ def generalisation_markdown(results: dict, history: bool = False) -> str:
              "Written by `experiments/boston_generalisation.py` from `generalisation.json`; every number below is read from it. "
              "Credit: RWTH-BOSTON-104 (Dreuw et al. 2007; hand tracks by Rybach, Forster and Dreuw 2009) via udacity/AIND-Recognizer.", "",
              "## Setup", "", f"- command: `{setup.get('command', 'n/a')}`",
+             *(["- **a VALIDATION run** (`--validation`): each fold trained on its training recordings less its validation ones, "
+                "which are the held-out \"new sentences\" scored below; settings are chosen here, and no test recording is touched"]
+               if setup.get("validation_run") else []),
              f"- protocol: {setup['num_folds']} folds over sentences ({', '.join(str(len(names)) for names in folds.values())} held-out "
              f"recordings); every single-recording sentence whose glosses stay covered by the fold's training recordings is held out "
              f"exactly once ({len(results['ineligible_single_sentences'])} are not eligible and always train), and one recording of "
              "every repeated sentence is held out once (seen_sentence); every method is scored on the same recordings",
              f"- validation: {len(next(iter(results['validation'].values())))} recordings carved from each fold's training recordings "
              "(new-sentence-like: their sentence occurs once there); **settings are chosen on them only**: the stitching variant per fold. "
-             "The model's settings are the boston_cpu preset with the command's flags, fixed before the run, none chosen on held-out recordings",
+             "The model's settings are the boston_cpu preset with the command's flags, none chosen on held-out recordings "
+             "(flags chosen on validation, by `--validation` runs, are named in generalisation_history.md)",
              f"- {metric['num_frames']} frames per recording (the whole recording resampled; see the coverage table); "
              f"{metric['normalisation']} normalisation (each signer's scale and resting hand offsets from the fold's training recordings, "
              "mapped onto one canonical body)",

@@ -143,6 +143,19 @@ def dtw_mje_many(generated, real, band_fraction: float | None = None) -> np.ndar
     return dtw_mje_of_costs(costs, band_fraction)
 
 
+def medoid_index(candidates, band_fraction: float | None = None) -> int:
+    """(k, f, 3, 2) trajectories generated for one caption -> the index of the one with the least summed dtw_mje to the
+    others: minimum-Bayes-risk selection (Kumar & Byrne 2004) with the metric as the loss, each candidate weighing the
+    others as equally likely outcomes. It picks the sample most of the model's own samples agree with, using no
+    reference; ties go to the lower index."""
+    candidates = np.asarray(candidates, dtype=np.float64)
+    if candidates.ndim != 4 or len(candidates) == 0:
+        raise ValueError(f"pass (k, f, 3, 2) candidate trajectories with k >= 1, got {candidates.shape}")
+    count = len(candidates)
+    pairs = dtw_mje_many(np.repeat(candidates, count, axis=0), np.tile(candidates, (count, 1, 1, 1)), band_fraction)  # (k * k,)
+    return int(np.argmin(pairs.reshape(count, count).sum(axis=1)))
+
+
 def dtw_mje(generated, real, band_fraction: float | None = None) -> float:
     """DTW mean joint error between a generated (f, 3, 2) and a real (g, 3, 2) trajectory, in frame widths.
 
