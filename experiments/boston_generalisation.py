@@ -148,7 +148,7 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
     kept = {}  # name -> (positions, found, video) of the candidate kept
     for name, candidates in zip(names, videos):
         readings = [extract_trajectory(video) for video in candidates]
-        chosen = medoid_index(np.stack([fill_missing(*reading) for reading in readings]), args.band_fraction) if len(readings) > 1 else 0
+        chosen = medoid_index(np.stack([fill_missing(*reading) for reading in readings]), args.band_fraction)  # 0 for one candidate
         kept[name] = (*readings[chosen], candidates[chosen])
     model_fold = ModelFold(
         fold=fold.index, positions={name: value[0] for name, value in kept.items()}, found={name: value[1] for name, value in kept.items()},

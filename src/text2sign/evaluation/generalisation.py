@@ -29,7 +29,7 @@ from text2sign.data.tracks import Recording, SignerBody, placed_positions, signe
 from text2sign.evaluation.extraction import extract_trajectory
 from text2sign.evaluation.stitching import VARIANTS, GlossStitcher
 from text2sign.evaluation.trajectory import (
-    PRIMARY_METRIC, Prediction, as_prediction, band_window, dtw_mje_many, fill_missing, hand_path_length, mean_training_trajectory,
+    PRIMARY_METRIC, Prediction, as_prediction, band_window, dtw_mje_many, dtw_mje_matrix, fill_missing, hand_path_length, mean_training_trajectory,
     nearest_caption_retrieval, random_training_recording, retrieval_ranks,
 )
 from text2sign.json_io import read_json, write_json
@@ -186,13 +186,13 @@ def score_fold(fold: Fold, recordings: Mapping[str, Recording], bodies: dict[str
         reals = np.stack([real[name] for name in names])
         primary = dtw_mje_many(filled, reals, band_fraction)
         plain = dtw_mje_many(filled, reals)
-        nearest = dtw_mje_many(np.repeat(filled, len(train), axis=0), np.tile(train, (len(names), 1, 1, 1))).reshape(len(names), len(train)).min(axis=1)
+        nearest = dtw_mje_matrix(filled, train).min(axis=1)  # (n,)
         ranks = {}
         for split in TEST_SPLITS:  # retrieval among the fold's recordings of the same split, by the primary metric
             members = [index for index, name in enumerate(names) if split_of[name] == split]
             if len(members) >= 2:
-                pairs = dtw_mje_many(np.repeat(filled[members], len(members), axis=0), np.tile(reals[members], (len(members), 1, 1, 1)), band_fraction)
-                ranks.update(zip([names[index] for index in members], retrieval_ranks(pairs.reshape(len(members), len(members))).tolist()))
+                pairs = dtw_mje_matrix(filled[members], reals[members], band_fraction)  # (members, members)
+                ranks.update(zip([names[index] for index in members], retrieval_ranks(pairs).tolist()))
         errors[method] = {name: {"primary": float(primary[index]), "dtw_mje": float(plain[index]), "path": hand_path_length(filled[index]),
                                  "real_path": hand_path_length(reals[index]), "detection": float(np.mean(by_name[name].found)),
                                  "nearest_training": float(nearest[index]), "rank": ranks.get(name), "pool": len([n for n in names if split_of[n] == split_of[name]])}

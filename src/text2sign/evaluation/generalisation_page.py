@@ -19,11 +19,9 @@ PICTURE_ITEMS = 3  # test recordings pictured per split
 PICTURE_FRAME_SIZE = 64
 CHART_SIZE = (480, 120)
 HAND_COLOURS = (FigureStyle().left_hand, FigureStyle().right_hand)
-
-
-
 # Settings an ablation row records that rows written before them lack, at the value those rows ran with.
 SETTINGS_BEFORE_RECORDED = {"candidates": 1}
+
 
 def candidates_text(run: dict) -> str:
     """How a fold's model picked its one video per caption."""
@@ -31,6 +29,7 @@ def candidates_text(run: dict) -> str:
     if count == 1:
         return f"seed {run['seed']}"
     return f"seeds {run['seed']}-{run['seed'] + count - 1}, the medoid of the {count} samples kept (minimum Bayes risk under the primary metric)"
+
 
 def _number(value, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"

@@ -143,6 +143,13 @@ def dtw_mje_many(generated, real, band_fraction: float | None = None) -> np.ndar
     return dtw_mje_of_costs(costs, band_fraction)
 
 
+def dtw_mje_matrix(generated, real, band_fraction: float | None = None) -> np.ndarray:
+    """(n, f, 3, 2) and (m, g, 3, 2) -> (n, m): dtw_mje of every pair (generated[i], real[j])."""
+    generated, real = np.asarray(generated), np.asarray(real)
+    pairs = dtw_mje_many(np.repeat(generated, len(real), axis=0), np.tile(real, (len(generated), 1, 1, 1)), band_fraction)  # (n * m,)
+    return pairs.reshape(len(generated), len(real))
+
+
 def medoid_index(candidates, band_fraction: float | None = None) -> int:
     """(k, f, 3, 2) trajectories generated for one caption -> the index of the one with the least summed dtw_mje to the
     others: minimum-Bayes-risk selection (Kumar & Byrne 2004) with the metric as the loss, each candidate weighing the
@@ -151,9 +158,7 @@ def medoid_index(candidates, band_fraction: float | None = None) -> int:
     candidates = np.asarray(candidates, dtype=np.float64)
     if candidates.ndim != 4 or len(candidates) == 0:
         raise ValueError(f"pass (k, f, 3, 2) candidate trajectories with k >= 1, got {candidates.shape}")
-    count = len(candidates)
-    pairs = dtw_mje_many(np.repeat(candidates, count, axis=0), np.tile(candidates, (count, 1, 1, 1)), band_fraction)  # (k * k,)
-    return int(np.argmin(pairs.reshape(count, count).sum(axis=1)))
+    return int(np.argmin(dtw_mje_matrix(candidates, candidates, band_fraction).sum(axis=1)))  # (k, k) summed over the others
 
 
 def dtw_mje(generated, real, band_fraction: float | None = None) -> float:
