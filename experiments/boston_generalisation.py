@@ -57,7 +57,7 @@ from text2sign.evaluation.report import write_ablation, write_generalisation_rep
 from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index
 from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
 from text2sign.training.checkpoint import pipeline_directory
-from text2sign.training.config import config_from_preset
+from text2sign.training.config import PRESETS, config_from_preset
 from text2sign.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def fold_config(args, clips_dir: Path, output_dir: Path, num_frames: int):
     return config_from_preset(PRESET, {
         "data.data_dir": str(clips_dir), "data.num_frames": num_frames, "data.image_size": args.image_size,
         "text_encoder.kind": args.text_encoder, "text_encoder.pretrained_path": text_encoder_path(args.text_encoder),
-        "optim.batch_size": args.batch_size, "optim.max_steps": args.max_steps, "optim.max_minutes": args.minutes,
+        "optim.batch_size": args.batch_size, "optim.learning_rate": args.learning_rate, "optim.max_steps": args.max_steps, "optim.max_minutes": args.minutes,
         "optim.mixed_precision": args.mixed_precision, "optim.seed": args.seed, "output_dir": str(output_dir),
         "guidance_scale": args.guidance, "sample_steps": args.sampling_steps,
         "text_encoder.tokenizer": args.tokenizer, "pipeline.signer_conditioning": args.signer_conditioning, "pipeline.sign_track": args.sign_track,
@@ -111,10 +111,11 @@ def trained_elsewhere(fold_dir: Path, num_frames: int, args) -> tuple[Path, int,
     if trained is None:
         raise ValueError(f"--reuse_training: {fold_dir} holds no complete model run")
     ours = {"levers": lever_settings(args), "text_encoder": args.text_encoder, "max_steps": args.max_steps,
-            "budget_minutes": args.minutes, "num_frames": num_frames, "normalisation": args.normalisation, "seed": args.seed}
+            "budget_minutes": args.minutes, "num_frames": num_frames, "normalisation": args.normalisation, "seed": args.seed,
+            "learning_rate": args.learning_rate, "batch_size": args.batch_size}
     theirs = {"levers": trained.conditioning, "text_encoder": trained.text_encoder, "max_steps": trained.max_steps,
               "budget_minutes": trained.budget_minutes, "num_frames": trained.num_frames, "normalisation": trained.normalisation,
-              "seed": trained.seed}
+              "seed": trained.seed, "learning_rate": trained.learning_rate, "batch_size": trained.batch_size}
     differing = {key: (theirs[key], ours[key]) for key in ours if theirs[key] != ours[key]}
     if differing:
         raise ValueError(f"--reuse_training: {fold_dir} was trained with other settings (theirs, this run's): {differing}")
@@ -156,7 +157,7 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
         max_steps=args.max_steps, sampling_steps=args.sampling_steps, guidance=args.guidance, seed=args.seed, num_frames=num_frames,
         text_encoder=args.text_encoder, normalisation=args.normalisation, checkpoint=str(checkpoint),
         generation_seconds_per_clip=round(generation_seconds / len(names), 2), wall_minutes=round((time.time() - started) / 60, 2),
-        conditioning=lever_settings(args), candidates=args.candidates,
+        conditioning=lever_settings(args), candidates=args.candidates, learning_rate=args.learning_rate, batch_size=args.batch_size,
     )
     write_model_fold(fold_dir, model_fold)
     return model_fold
@@ -184,6 +185,7 @@ def main() -> int:
     parser.add_argument("--prediction_type", choices=sorted(PREDICTION_LOSS_WEIGHTING), help=f"default: the {PRESET} preset's (sample)")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--learning_rate", type=float, default=PRESETS[PRESET]["optim.learning_rate"], help="peak AdamW rate (the preset's by default)")
     parser.add_argument("--mixed_precision", choices=["no", "bf16"], default="bf16", help="bf16 is slower on a CPU without bf16 units")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--sampling_steps", type=int, default=20, help="DPM-Solver++ steps per generated video")
@@ -270,7 +272,7 @@ def main() -> int:
     if args.ablation:
         row = ablation_row(args.ablation, {**lever_settings(args), "text_encoder": args.text_encoder, "minutes": args.minutes,
                                            "max_steps": args.max_steps, "guidance": args.guidance,
-                                           "image_size": args.image_size, "sampling_steps": args.sampling_steps,
+                                           "learning_rate": args.learning_rate, "batch_size": args.batch_size, "image_size": args.image_size, "sampling_steps": args.sampling_steps,
                                            "prediction_type": args.prediction_type or "sample", "candidates": args.candidates}, results,
                            compared_with=args.compared_with)
         write_ablation(row, args.docs_dir)

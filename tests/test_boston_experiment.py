@@ -151,7 +151,10 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
     assert results["folds"] == {str(fold.index): fold.validation for fold in folds}  # scored: the validation recordings, nothing else
     assert results["new_sentence"]["num_recordings"] == sum(len(fold.validation) for fold in folds) > 0
     assert "seen_sentence" not in results and results["model_folds"]["complete"] == [0, 1]  # no trained sentence is scored
-    assert "**a VALIDATION run**" in (tmp_path / "docs_g2" / "generalisation.md").read_text()
+    page = (tmp_path / "docs_g2" / "generalisation.md").read_text()
+    assert "**a VALIDATION run**" in page and "carved from each fold" not in page  # its held-out recordings are the validation ones
+    assert {(run["learning_rate"], run["batch_size"]) for run in results["model_folds"]["runs"].values()} == {(5e-4, 2)}
+    assert "batch 2, peak learning rate 0.0005 cosine" in page
     for fold in folds:  # each fold trained on fit: its validation recordings were not rendered for training
         trained = {path.stem for path in (tmp_path / "g2" / f"fold_{fold.index}" / "train_clips").glob("*.gif")}
         assert trained == set(fold.fit)
@@ -169,4 +172,7 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
     assert "the medoid of the 2 samples kept" in (tmp_path / "docs_g4" / "generalisation.md").read_text()
     with pytest.raises(ValueError, match="trained with other settings"):
         run_experiment(monkeypatch, *common, "--max_steps", "3", "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g3"),
+                       "--docs_dir", str(tmp_path / "docs_g3"))
+    with pytest.raises(ValueError, match="learning_rate"):  # a training setting the reused folds did not train with
+        run_experiment(monkeypatch, *common, "--learning_rate", "1e-3", "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g3"),
                        "--docs_dir", str(tmp_path / "docs_g3"))

@@ -74,6 +74,10 @@ class ModelFold:
     # Samples drawn per caption (seeds seed .. seed + candidates - 1); the one kept is their medoid under the primary
     # metric (trajectory.medoid_index). 1 for runs written before the option existed.
     candidates: int = 1
+    # The peak learning rate and batch size it trained with; the boston_cpu preset's (5e-4, 8) for runs written before
+    # they were recorded.
+    learning_rate: float = 5e-4
+    batch_size: int = 8
 
     def settings(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("positions", "found", "videos")}

@@ -20,7 +20,7 @@ PICTURE_FRAME_SIZE = 64
 CHART_SIZE = (480, 120)
 HAND_COLOURS = (FigureStyle().left_hand, FigureStyle().right_hand)
 # Settings an ablation row records that rows written before them lack, at the value those rows ran with.
-SETTINGS_BEFORE_RECORDED = {"candidates": 1}
+SETTINGS_BEFORE_RECORDED = {"candidates": 1, "learning_rate": 5e-4, "batch_size": 8}
 
 
 def candidates_text(run: dict) -> str:
@@ -108,7 +108,8 @@ def _budget_lines(results: dict) -> list[str]:
     reduced = (protocol_minutes is not None and max(minutes) < protocol_minutes) or (protocol_sampling is not None and max(sampling) < protocol_sampling)
     run = next(iter(runs.values()))
     lines = [f"- model: the `{setup.get('preset', 'boston_cpu')}` preset (text encoder `{run['text_encoder']}`), per fold {minutes} min of "
-             f"training budget, cosine to 0 at step {run['max_steps']}; {min(steps)}-{max(steps)} steps in {min(trained)}-{max(trained)} min; "
+             f"training budget, batch {run.get('batch_size', SETTINGS_BEFORE_RECORDED['batch_size'])}, peak learning rate "
+             f"{run.get('learning_rate', SETTINGS_BEFORE_RECORDED['learning_rate']):g} cosine to 0 at step {run['max_steps']}; {min(steps)}-{max(steps)} steps in {min(trained)}-{max(trained)} min; "
              f"DPM-Solver++ {sampling} steps, guidance {run['guidance']}, " + candidates_text(run) + f"; {run['generation_seconds_per_clip']} s per clip"]
     if reduced:
         lines.append(f"- **budget REDUCED**: the protocol's default is {protocol_minutes} min of training per fold and {protocol_sampling} "
@@ -227,10 +228,11 @@ def generalisation_markdown(results: dict, history: bool = False) -> str:
              f"recordings); every single-recording sentence whose glosses stay covered by the fold's training recordings is held out "
              f"exactly once ({len(results['ineligible_single_sentences'])} are not eligible and always train), and one recording of "
              "every repeated sentence is held out once (seen_sentence); every method is scored on the same recordings",
-             f"- validation: {len(next(iter(results['validation'].values())))} recordings carved from each fold's training recordings "
-             "(new-sentence-like: their sentence occurs once there); **settings are chosen on them only**: the stitching variant per fold. "
-             "The model's settings are the boston_cpu preset with the command's flags, none chosen on held-out recordings "
-             "(flags chosen on validation, by `--validation` runs, are named in generalisation_history.md)",
+             *([] if setup.get("validation_run") else [  # a validation run's held-out recordings are the validation ones: none carved again
+                 f"- validation: {len(next(iter(results['validation'].values())))} recordings carved from each fold's training recordings "
+                 "(new-sentence-like: their sentence occurs once there); **settings are chosen on them only**: the stitching variant per fold. "
+                 "The model's settings are the boston_cpu preset with the command's flags, none chosen on held-out recordings "
+                 "(flags chosen on validation, by `--validation` runs, are named in generalisation_history.md)"]),
              f"- {metric['num_frames']} frames per recording (the whole recording resampled; see the coverage table); "
              f"{metric['normalisation']} normalisation (each signer's scale and resting hand offsets from the fold's training recordings, "
              "mapped onto one canonical body)",
