@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from text2sign.data.render_tracks import FigureStyle
-from text2sign.evaluation.generalisation import ABLATION_REFERENCE, METHODS, REFERENCES, TEST_SPLITS, ablation_effects, budget_differences
+from text2sign.evaluation.generalisation import ABLATION_REFERENCE, METHODS, REFERENCES, TEST_SPLITS, ModelFold, ablation_effects, budget_differences
 from text2sign.evaluation.trajectory import hands_relative_to_head
 from text2sign.video_io import frames_grid
 
@@ -19,8 +19,9 @@ PICTURE_ITEMS = 3  # test recordings pictured per split
 PICTURE_FRAME_SIZE = 64
 CHART_SIZE = (480, 120)
 HAND_COLOURS = (FigureStyle().left_hand, FigureStyle().right_hand)
-# Settings an ablation row records that rows written before them lack, at the value those rows ran with.
-SETTINGS_BEFORE_RECORDED = {"candidates": 1, "learning_rate": 5e-4, "batch_size": 8}
+# Settings an ablation row or a fold's run records that ones written before them lack, at the value those ran with:
+# ModelFold's defaults, which say the same for a run read back from disk.
+SETTINGS_BEFORE_RECORDED = {name: getattr(ModelFold, name) for name in ("candidates", "learning_rate", "batch_size")}
 
 
 def candidates_text(run: dict) -> str:
