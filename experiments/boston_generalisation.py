@@ -110,12 +110,10 @@ def trained_elsewhere(fold_dir: Path, num_frames: int, args) -> tuple[Path, int,
     trained = read_model_fold(fold_dir)
     if trained is None:
         raise ValueError(f"--reuse_training: {fold_dir} holds no complete model run")
-    ours = {"levers": lever_settings(args), "text_encoder": args.text_encoder, "max_steps": args.max_steps,
+    ours = {"conditioning": lever_settings(args), "text_encoder": args.text_encoder, "max_steps": args.max_steps,
             "budget_minutes": args.minutes, "num_frames": num_frames, "normalisation": args.normalisation, "seed": args.seed,
-            "learning_rate": args.learning_rate, "batch_size": args.batch_size}
-    theirs = {"levers": trained.conditioning, "text_encoder": trained.text_encoder, "max_steps": trained.max_steps,
-              "budget_minutes": trained.budget_minutes, "num_frames": trained.num_frames, "normalisation": trained.normalisation,
-              "seed": trained.seed, "learning_rate": trained.learning_rate, "batch_size": trained.batch_size}
+            "learning_rate": args.learning_rate, "batch_size": args.batch_size}  # keyed by ModelFold's fields
+    theirs = {key: getattr(trained, key) for key in ours}
     differing = {key: (theirs[key], ours[key]) for key in ours if theirs[key] != ours[key]}
     if differing:
         raise ValueError(f"--reuse_training: {fold_dir} was trained with other settings (theirs, this run's): {differing}")
