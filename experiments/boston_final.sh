@@ -10,15 +10,21 @@
 # experiments/runs/boston_final_2400steps/, so a rerun only rewrites the page. `STEPS=1200` is the protocol's 20-minute
 # budget (docs/generalisation_runs/final_1200steps/, ~15 min per fold); other values try more steps, after validation.
 #
+# FROM=S continues each fold of the boston_final_${S}steps run (its last checkpoint must be on this machine: checkpoints
+# are not committed) to STEPS instead of training from scratch (--continue_from): `STEPS=3600 FROM=2400` trains 1200
+# more steps per fold (~15 min) into experiments/runs/boston_final_3600steps_from2400.
+#
 # While folds are missing, the page goes to docs/generalisation_runs/final_${STEPS}steps_partial/, so a run in progress
 # never replaces the main page with fewer folds; once all five are complete, the main page docs/generalisation.* is
 # written from them (the levers' ablation rows in it are kept) and the partial page is removed.
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-2400}
 MINUTES=$(( STEPS <= 1200 ? 20 : 40 * ((STEPS + 2399) / 2400) ))  # a cap above the steps' time on the 2-core CPU
-RUNS=experiments/runs/boston_final_${STEPS}steps
-PARTIAL=docs/generalisation_runs/final_${STEPS}steps_partial
+FROM=${FROM:-}
+RUNS=experiments/runs/boston_final_${STEPS}steps${FROM:+_from$FROM}
+PARTIAL=docs/generalisation_runs/final_${STEPS}steps${FROM:+_from$FROM}_partial
 FLAGS="--image_size 16 --prediction_type v_prediction --sign_track --signer_conditioning --candidates 4 --max_steps $STEPS --minutes $MINUTES"
+FLAGS="$FLAGS${FROM:+ --continue_from experiments/runs/boston_final_${FROM}steps}"
 for fold in 0 1 2 3 4; do
   echo "=== fold $fold $(date)"
   python experiments/boston_generalisation.py $FLAGS --folds $fold --runs_dir $RUNS --docs_dir $PARTIAL || exit 1

@@ -30,13 +30,16 @@ Choosing settings without touching the test recordings: --validation --folds K t
 less its validation ones (Fold.as_validation) and scores those as new sentences (page in docs/generalisation_runs/
 validation/ unless --docs_dir says otherwise); --reuse_training RUNS samples and scores a trained run again with other
 sampling settings (--guidance, --sampling_steps, --candidates); --candidates N draws N samples per caption and keeps their
-medoid under the primary metric (minimum Bayes risk: the sample the model's other samples agree with most).
+medoid under the primary metric (minimum Bayes risk: the sample the model's other samples agree with most);
+--continue_from RUNS trains each of RUNS's folds on from its last checkpoint to a larger --max_steps (a warm restart of
+the cosine), so a longer budget reuses a shorter run's training.
 experiments/boston_final.sh runs the settings so chosen on every fold, at the protocol's budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -104,37 +107,57 @@ def lever_settings(args) -> dict:
             "signer_given": args.signer_conditioning, "composition_share": args.composition_share}
 
 
-def trained_elsewhere(fold_dir: Path, num_frames: int, args) -> tuple[Path, int, float]:
-    """(checkpoint, steps, training minutes) of a fold another run trained with this run's training settings, so a
-    sampling setting (guidance, sampler steps) is tried without training again."""
+def matching_model_fold(fold_dir: Path, num_frames: int, args, flag: str, may_differ: tuple[str, ...] = ()) -> ModelFold:
+    """The fold's model run another runs dir completed with this run's training settings (all but `may_differ`), for
+    --reuse_training (sample it again) and --continue_from (train it on)."""
     trained = read_model_fold(fold_dir)
     if trained is None:
-        raise ValueError(f"--reuse_training: {fold_dir} holds no complete model run")
+        raise ValueError(f"{flag}: {fold_dir} holds no complete model run")
     ours = {"conditioning": lever_settings(args), "text_encoder": args.text_encoder, "max_steps": args.max_steps,
             "budget_minutes": args.minutes, "num_frames": num_frames, "normalisation": args.normalisation, "seed": args.seed,
             "learning_rate": args.learning_rate, "batch_size": args.batch_size}  # keyed by ModelFold's fields
     theirs = {key: getattr(trained, key) for key in ours}
-    differing = {key: (theirs[key], ours[key]) for key in ours if theirs[key] != ours[key]}
+    differing = {key: (theirs[key], ours[key]) for key in ours if key not in may_differ and theirs[key] != ours[key]}
     if differing:
-        raise ValueError(f"--reuse_training: {fold_dir} was trained with other settings (theirs, this run's): {differing}")
-    return Path(trained.checkpoint), trained.steps, trained.training_minutes
+        raise ValueError(f"{flag}: {fold_dir} was trained with other settings (theirs, this run's): {differing}")
+    if not Path(trained.checkpoint).is_dir():  # the runs dirs' checkpoints are not committed, only their outputs
+        raise ValueError(f"{flag}: {fold_dir}'s checkpoint {trained.checkpoint} is not on this machine (checkpoints are not committed)")
+    return trained
+
+
+def continued_run(fold_dir: Path, num_frames: int, args) -> ModelFold:
+    """The earlier run of this fold that --continue_from trains on to --max_steps: same settings but the step budget."""
+    earlier = matching_model_fold(fold_dir, num_frames, args, "--continue_from", may_differ=("max_steps", "budget_minutes"))
+    if earlier.steps >= args.max_steps:
+        raise ValueError(f"--continue_from: {fold_dir} already trained {earlier.steps} steps; --max_steps {args.max_steps} adds none")
+    return earlier
 
 
 def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold:
     """Render the fold's training clips, train, generate one video per held-out caption, read the hands back."""
     fold_dir = args.runs_dir / f"fold_{fold.index}"
     started = time.time()
+    continued_from = ""
     if args.reuse_training:
-        checkpoint, steps, training_minutes = trained_elsewhere(args.reuse_training / f"fold_{fold.index}", num_frames, args)
+        trained = matching_model_fold(args.reuse_training / f"fold_{fold.index}", num_frames, args, "--reuse_training")
+        checkpoint, steps, training_minutes, continued_from = Path(trained.checkpoint), trained.steps, trained.training_minutes, trained.continued_from
     else:
         render_folder(args.train_tracks, fold_dir / "train_clips", image_size=args.image_size, num_frames=num_frames, names=fold.train,
                       recordings=[recording for recording in recordings.values() if recording.name in set(fold.train)], bodies=bodies)
         config = fold_config(args, fold_dir / "train_clips", fold_dir / "run", num_frames)
+        earlier_minutes = 0.0
+        if args.continue_from:
+            # Resumed from the earlier run's last checkpoint (weights, EMA, optimiser, data order) with max_steps raised:
+            # the cosine is re-stretched to the new end, so the learning rate restarts where that longer curve is at
+            # the earlier run's last step (26% of the peak for 2400 -> 3600) and decays to 0 again.
+            earlier = continued_run(args.continue_from / f"fold_{fold.index}", num_frames, args)
+            config = dataclasses.replace(config, resume=earlier.checkpoint)
+            continued_from, earlier_minutes = earlier.checkpoint, earlier.training_minutes
         training_started = time.time()
         result = train(config)
         # train()'s result (a typed TrainResult) is read here only: its checkpoint and step.
         checkpoint, steps = result.checkpoint, result.step
-        training_minutes = (time.time() - training_started) / 60
+        training_minutes = earlier_minutes + (time.time() - training_started) / 60  # the model's whole training
     pipeline = TextToSignPipeline.from_pretrained(pipeline_directory(checkpoint))
     names = fold.test
     generation_started = time.time()
@@ -156,6 +179,7 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
         text_encoder=args.text_encoder, normalisation=args.normalisation, checkpoint=str(checkpoint),
         generation_seconds_per_clip=round(generation_seconds / len(names), 2), wall_minutes=round((time.time() - started) / 60, 2),
         conditioning=lever_settings(args), candidates=args.candidates, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        continued_from=continued_from,
     )
     write_model_fold(fold_dir, model_fold)
     return model_fold
@@ -196,6 +220,8 @@ def main() -> int:
                              "(as new sentences); the test recordings are not touched. Page: DOCS/generalisation_runs/validation/")
     parser.add_argument("--reuse_training", type=Path, help="a runs dir whose folds were trained with these training settings: only sample "
                                                             "and score again (another --guidance or --sampling_steps)")
+    parser.add_argument("--continue_from", type=Path, help="a runs dir whose folds trained with these settings for fewer steps: "
+                                                           "resume each fold's last checkpoint and train on to --max_steps")
     parser.add_argument("--runs_dir", type=Path, help="default experiments/runs/boston_folds, or .../ablations/NAME with --ablation, "
                                                       "or .../validation with --validation")
     parser.add_argument("--docs_dir", type=Path, help="default docs, or docs/generalisation_runs/validation with --validation")
@@ -212,6 +238,8 @@ def main() -> int:
     args.docs_dir = args.docs_dir or (REPO / "docs" / "generalisation_runs" / "validation" if args.validation else REPO / "docs")
     if args.reuse_training and args.reuse_training.resolve() == args.runs_dir.resolve():
         parser.error("--reuse_training names this run's own --runs_dir: give the new sampling settings a --runs_dir of their own")
+    if args.continue_from and (args.reuse_training or args.continue_from.resolve() == args.runs_dir.resolve()):
+        parser.error("--continue_from trains on into a --runs_dir of its own, and takes no --reuse_training")
     started = time.time()
 
     # ---- recordings, folds, frames

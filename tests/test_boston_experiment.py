@@ -176,3 +176,19 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
     with pytest.raises(ValueError, match="learning_rate"):  # a training setting the reused folds did not train with
         run_experiment(monkeypatch, *common, "--learning_rate", "1e-3", "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g3"),
                        "--docs_dir", str(tmp_path / "docs_g3"))
+
+    # --continue_from resumes each fold's last checkpoint and trains on to the new --max_steps (the last one given wins)
+    # into its own runs dir.
+    assert run_experiment(monkeypatch, *common, "--max_steps", "3", "--continue_from", str(tmp_path / "g2"),
+                          "--runs_dir", str(tmp_path / "g2to3"), "--docs_dir", str(tmp_path / "docs_g2to3")) == 0
+    on = json.loads((tmp_path / "docs_g2to3" / "generalisation.json").read_text())["model_folds"]["runs"]
+    assert {fold: (run["steps"], run["continued_from"]) for fold, run in on.items()} == {
+        fold: (3, run["checkpoint"]) for fold, run in results["model_folds"]["runs"].items()}
+    assert all(on[fold]["training_minutes"] >= run["training_minutes"] for fold, run in results["model_folds"]["runs"].items())
+    assert sorted(path.name for path in (tmp_path / "g2to3").glob("fold_0/run/step_*")) == ["step_0000003"]  # only the steps it added
+    assert "**trained in two pieces**: 2 of 2 folds" in (tmp_path / "docs_g2to3" / "generalisation.md").read_text()
+    with pytest.raises(ValueError, match="adds none"):
+        run_experiment(monkeypatch, *common, "--continue_from", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g5"), "--docs_dir", str(tmp_path / "docs_g5"))
+    with pytest.raises(ValueError, match="learning_rate"):
+        run_experiment(monkeypatch, *common, "--max_steps", "3", "--learning_rate", "1e-3", "--continue_from", str(tmp_path / "g2"),
+                       "--runs_dir", str(tmp_path / "g5"), "--docs_dir", str(tmp_path / "docs_g5"))

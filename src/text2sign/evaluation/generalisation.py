@@ -78,6 +78,9 @@ class ModelFold:
     # they were recorded.
     learning_rate: float = 5e-4
     batch_size: int = 8
+    # The checkpoint of an earlier, shorter run of these settings it resumed from and trained on (--continue_from; its
+    # training_minutes then include that run's); "" when trained from scratch, as every run written before.
+    continued_from: str = ""
 
     def settings(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("positions", "found", "videos")}
