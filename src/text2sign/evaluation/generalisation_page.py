@@ -116,7 +116,7 @@ def _budget_lines(results: dict) -> list[str]:
     if continued:  # --continue_from: the cosine above is the second piece's; the minutes are both pieces'
         lines.append(f"- **trained in two pieces**: {len(continued)} of {len(runs)} folds resumed a shorter run's last checkpoint "
                      f"({', '.join(f'`{path}`' for path in continued)}) and trained on with the cosine re-stretched to the new last step: "
-                     "the learning rate restarts from 0 at that longer curve's value at the resumed step, and decays to 0 again; "
+                     "the learning rate jumps from 0 back up to that longer curve's value at the resumed step and decays to 0 again; "
                      "the training minutes include both pieces")
     if reduced:
         lines.append(f"- **budget REDUCED**: the protocol's default is {protocol_minutes} min of training per fold and {protocol_sampling} "
