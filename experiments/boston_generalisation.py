@@ -148,8 +148,8 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
         earlier_minutes = 0.0
         if args.continue_from:
             # Resumed from the earlier run's last checkpoint (weights, EMA, optimiser, data order) with max_steps raised:
-            # the cosine is re-stretched to the new end, so the learning rate restarts where that longer curve is at
-            # the earlier run's last step (26% of the peak for 2400 -> 3600) and decays to 0 again.
+            # the cosine is re-stretched to the new end, so the learning rate jumps from 0 back up to that longer
+            # curve's value at the earlier run's last step (26% of the peak for 2400 -> 3600) and decays to 0 again.
             earlier = continued_run(args.continue_from / f"fold_{fold.index}", num_frames, args)
             config = dataclasses.replace(config, resume=earlier.checkpoint)
             continued_from, earlier_minutes = earlier.checkpoint, earlier.training_minutes

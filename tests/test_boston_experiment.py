@@ -192,3 +192,7 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
     with pytest.raises(ValueError, match="learning_rate"):
         run_experiment(monkeypatch, *common, "--max_steps", "3", "--learning_rate", "1e-3", "--continue_from", str(tmp_path / "g2"),
                        "--runs_dir", str(tmp_path / "g5"), "--docs_dir", str(tmp_path / "docs_g5"))
+    (tmp_path / "g2" / "fold_0" / "run").rename(tmp_path / "moved_run")  # as in a fresh clone: outputs committed, checkpoints not
+    with pytest.raises(ValueError, match="is not on this machine"):
+        run_experiment(monkeypatch, *common, "--max_steps", "3", "--continue_from", str(tmp_path / "g2"),
+                       "--runs_dir", str(tmp_path / "g6"), "--docs_dir", str(tmp_path / "docs_g6"))
