@@ -135,7 +135,7 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
         run_experiment(monkeypatch, *common, "--ablation", "baseline", "--runs_dir", str(tmp_path / "runs_levers"))
 
 
-def test_validation_mode_scores_validation_recordings_and_a_reused_training_only_samples_again(tmp_path, monkeypatch):
+def test_validation_mode_scores_validation_recordings_and_a_reused_training_only_samples_again(tmp_path, monkeypatch, capsys):
     """--validation trains each fold on fit and scores its validation recordings as new sentences (settings are chosen
     there); --reuse_training samples an already trained fold again with another guidance, training nothing."""
     glosses = ["JOHN GO", "JOHN GO", "MARY GO", "JOHN WRITE", "MARY WRITE", "GO JOHN", "WRITE GO", "MARY JOHN"]
@@ -182,11 +182,13 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
     assert run_experiment(monkeypatch, *common, "--max_steps", "3", "--continue_from", str(tmp_path / "g2"),
                           "--runs_dir", str(tmp_path / "g2to3"), "--docs_dir", str(tmp_path / "docs_g2to3")) == 0
     on = json.loads((tmp_path / "docs_g2to3" / "generalisation.json").read_text())["model_folds"]["runs"]
+    printed = capsys.readouterr().out
+    assert all(f"resumed from {run['checkpoint']}" in printed for run in results["model_folds"]["runs"].values())  # trained on, not anew
     assert {fold: (run["steps"], run["continued_from"]) for fold, run in on.items()} == {
         fold: (3, run["checkpoint"]) for fold, run in results["model_folds"]["runs"].items()}
     assert all(on[fold]["training_minutes"] >= run["training_minutes"] for fold, run in results["model_folds"]["runs"].items())
     assert sorted(path.name for path in (tmp_path / "g2to3").glob("fold_0/run/step_*")) == ["step_0000003"]  # only the steps it added
-    assert "**trained in two pieces**: 2 of 2 folds" in (tmp_path / "docs_g2to3" / "generalisation.md").read_text()
+    assert "**continued from a shorter run**: 2 of 2 folds" in (tmp_path / "docs_g2to3" / "generalisation.md").read_text()
     with pytest.raises(ValueError, match="adds none"):
         run_experiment(monkeypatch, *common, "--continue_from", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g5"), "--docs_dir", str(tmp_path / "docs_g5"))
     with pytest.raises(ValueError, match="learning_rate"):

@@ -113,11 +113,11 @@ def _budget_lines(results: dict) -> list[str]:
              f"{run.get('learning_rate', SETTINGS_BEFORE_RECORDED['learning_rate']):g} cosine to 0 at step {run['max_steps']}; {min(steps)}-{max(steps)} steps in {min(trained)}-{max(trained)} min; "
              f"DPM-Solver++ {sampling} steps, guidance {run['guidance']}, " + candidates_text(run) + f"; {run['generation_seconds_per_clip']} s per clip"]
     continued = sorted(run["continued_from"] for run in runs.values() if run.get("continued_from"))
-    if continued:  # --continue_from: the cosine above is the second piece's; the minutes are both pieces'
-        lines.append(f"- **trained in two pieces**: {len(continued)} of {len(runs)} folds resumed a shorter run's last checkpoint "
+    if continued:  # --continue_from (possibly of a run that was itself continued): the cosine above is the last piece's
+        lines.append(f"- **continued from a shorter run**: {len(continued)} of {len(runs)} folds resumed a shorter run's last checkpoint "
                      f"({', '.join(f'`{path}`' for path in continued)}) and trained on with the cosine re-stretched to the new last step: "
                      "the learning rate jumps from 0 back up to that longer curve's value at the resumed step and decays to 0 again; "
-                     "the training minutes include both pieces")
+                     "the training minutes include the shorter run's")
     if reduced:
         lines.append(f"- **budget REDUCED**: the protocol's default is {protocol_minutes} min of training per fold and {protocol_sampling} "
                      "sampling steps (5 folds in about 2.5 h on the 2-core CPU); this run had less, so its model rows say what the recipe "
