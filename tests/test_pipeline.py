@@ -87,6 +87,39 @@ def test_guidance_scale_one_is_plain_conditional_sampling():
         pipeline(["hello there"], guidance_scale=0.5, progress=False)
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm"])
+def test_init_videos_start_part_way_from_the_noised_init(sampler):
+    """SDEdit: strength s runs only the last round(s * steps) steps, the first from add_noise(init, eps, t_start)."""
+    pipeline = tiny_pipeline()
+    _perturb(pipeline)
+    init = torch.rand(1, 3, 4, 8, 8) * 2 - 1  # (b, c, f, h, w) in [-1, 1]
+    noise = torch.randn(1, 3, 4, 8, 8)
+    seen = []
+    handle = pipeline.unet.register_forward_hook(lambda module, args, output: seen.append((args[0].clone(), args[1].clone())))
+    common = dict(num_inference_steps=10, scheduler=sampler, guidance_scale=1.0, progress=False, output_type="tensor",
+                  latents=noise)
+    seeded = lambda: torch.Generator().manual_seed(0)  # the stochastic samplers' step noise, the same in each call
+    edited = pipeline(["hello there"], init_videos=init, strength=0.3, generator=seeded(), **common)
+    handle.remove()
+    reference = pipeline.scheduler.__class__(pipeline.scheduler.config)
+    reference.set_timesteps(10)
+    start = reference.timesteps[7]  # 10 - round(0.3 * 10): the last three steps
+    assert [int(timesteps[0]) for _, timesteps in seen] == reference.timesteps[7:].tolist()
+    torch.testing.assert_close(seen[0][0], pipeline.scheduler.add_noise(init, noise, torch.tensor([int(start)])))
+    # strength 1 ignores the init: the same video as sampling from pure noise
+    from_noise = pipeline(["hello there"], generator=seeded(), **common)
+    assert torch.equal(pipeline(["hello there"], init_videos=init, strength=1.0, generator=seeded(), **common), from_noise)
+    assert not torch.equal(edited, from_noise)
+
+
+def test_init_videos_errors():
+    pipeline = tiny_pipeline()
+    with pytest.raises(ValueError, match="strength must be in"):
+        pipeline(["hello there"], init_videos=torch.zeros(1, 3, 4, 8, 8), strength=0.0, num_inference_steps=2, progress=False)
+    with pytest.raises(ValueError, match="init_videos must have shape"):
+        pipeline(["hello there"], init_videos=torch.zeros(1, 3, 2, 8, 8), strength=0.5, num_inference_steps=2, progress=False)
+
+
 def test_save_and_load_round_trip_with_ema(tmp_path):
     from text2sign.models.ema import ExponentialMovingAverage
 

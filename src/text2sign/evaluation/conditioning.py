@@ -274,9 +274,11 @@ GENERATION_BATCH = 24  # prompts sampled together by the deterministic samplers
 
 def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] = DEFAULT_SEEDS, num_inference_steps: int = 50,
                          guidance_scale: float = 4.0, scheduler: str | None = None, num_frames: int | None = None,
-                         height: int | None = None, width: int | None = None, signers: Sequence[str | None] | None = None) -> torch.Tensor:
+                         height: int | None = None, width: int | None = None, signers: Sequence[str | None] | None = None,
+                         init_videos: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
     """Float videos (num_prompts, num_seeds, c, f, h, w) in [-1, 1], sampled with the EMA weights. `signers`: one per
-    prompt (a model with signer conditioning; None: any signer).
+    prompt (a model with signer conditioning; None: any signer). `init_videos` (num_prompts, c, f, h, w) with
+    `strength` < 1: each prompt starts from its init video noised part-way (the pipeline's SDEdit start).
 
     Seed s means the same initial noise x_T (and, for the stochastic samplers, the same step noise) for every
     prompt, so videos[p, s] and videos[q, s] differ only by the text, and a prompt's video is the same whether
@@ -294,6 +296,8 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
     shape = (1, pipeline.unet.config.in_channels, num_frames, height, width)
     if signers is not None and len(signers) != len(prompts):
         raise ValueError(f"give one signer per prompt: {len(signers)} signers for {len(prompts)} prompts")
+    if init_videos is not None and len(init_videos) != len(prompts):
+        raise ValueError(f"give one init video per prompt: {len(init_videos)} videos for {len(prompts)} prompts")
     rows = list(range(len(prompts)))
     chunks = [rows[start:start + GENERATION_BATCH] for start in range(0, len(rows), GENERATION_BATCH)] if deterministic else [[row] for row in rows]
     by_seed = []
@@ -309,7 +313,8 @@ def generate_for_prompts(pipeline, prompts: Sequence[str], seeds: Sequence[int] 
             generated = pipeline([prompts[row] for row in chunk], num_frames=num_frames, height=height, width=width, num_inference_steps=num_inference_steps,
                                  guidance_scale=guidance_scale, scheduler=scheduler, generator=generator, use_ema=True, progress=False,
                                  output_type="tensor", latents=latents,
-                                 signer=None if signers is None else [signers[row] for row in chunk])  # (b, c, f, h, w)
+                                 signer=None if signers is None else [signers[row] for row in chunk],
+                                 init_videos=None if init_videos is None else init_videos[chunk], strength=strength)  # (b, c, f, h, w)
             # The uint8 output clamps too; clamping here scores what a viewer of the GIF would see.
             videos.append(generated.clamp(-1, 1).float().cpu())
         by_seed.append(torch.cat(videos))  # (p, c, f, h, w)

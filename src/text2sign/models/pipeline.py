@@ -115,6 +115,8 @@ class TextToSignPipeline(nn.Module):
         latents: torch.Tensor | None = None,
         callback: Callable[[int, int], None] | None = None,
         signer: str | list[str | None] | None = None,
+        init_videos: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         """Generate one video per prompt: uint8 (b, f, h, w, 3), or float (b, c, f, h, w) in [-1, 1] with output_type="tensor".
 
@@ -124,6 +126,11 @@ class TextToSignPipeline(nn.Module):
         num_inference_steps)` runs after each denoising step (the web demo's progress bar). `signer`: one of
         `pipeline.signers` for every prompt, or one per prompt (None: any signer); an unknown name is an error
         listing the known ones. A model with a sign track lays each prompt's signs out by its training durations.
+
+        `init_videos` (b, c, f, h, w) in [-1, 1] with `strength` s in (0, 1): start from those videos noised to the
+        sampler's step round(s * steps) from the end, x_t = sqrt(alpha_bar_t) x_init + sqrt(1 - alpha_bar_t) eps
+        (DDPM eq. 4; `latents` or `generator` give eps), and denoise only the last steps (SDEdit, Meng et al. 2022):
+        the video keeps the init's coarse motion and the text redraws the rest. s = 1 ignores them (pure noise).
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
@@ -135,9 +142,12 @@ class TextToSignPipeline(nn.Module):
         num_frames = num_frames or self.config.num_frames
         height = height or self.config.image_size
         width = width or self.config.image_size
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1] (1 = from pure noise), got {strength}")
         signers = self._signers_for(prompts, signer)
         sampler = make_scheduler(scheduler or self.config.sampler, self.scheduler.config)
         sampler.set_timesteps(num_inference_steps)
+        first_step = 0 if init_videos is None or strength == 1.0 else num_inference_steps - max(1, round(strength * num_inference_steps))
         with evaluation_weights(self, use_ema):  # eval mode and EMA weights, both restored even on an error
             batch = len(prompts)
             text = self.encode_text(prompts)  # (b, n, d), (b, n)
@@ -153,9 +163,17 @@ class TextToSignPipeline(nn.Module):
             shape = (batch, self.unet.config.in_channels, num_frames, height, width)
             if latents is not None and tuple(latents.shape) != shape:
                 raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            if init_videos is not None and tuple(init_videos.shape) != shape:
+                raise ValueError(f"init_videos must have shape {shape}, got {tuple(init_videos.shape)}")
             initial = latents if latents is not None else torch.randn(shape, generator=generator, dtype=torch.float32)
-            sample = initial.to(self.device, torch.float32) * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
-            for step_index, timestep in enumerate(tqdm(sampler.timesteps, desc="denoising", disable=not progress, leave=False)):
+            initial = initial.to(self.device, torch.float32)  # (b, c, f, h, w) eps
+            timesteps_left = sampler.timesteps[first_step:]  # all of them from pure noise
+            if first_step == 0:
+                sample = initial * sampler.init_noise_sigma  # (b, c, f, h, w) x_T
+            else:
+                start = torch.full((batch,), int(timesteps_left[0]), device=self.device, dtype=torch.long)  # (b,)
+                sample = sampler.add_noise(init_videos.to(self.device, torch.float32), initial, start)  # (b, c, f, h, w) x_t
+            for step_index, timestep in enumerate(tqdm(timesteps_left, desc="denoising", disable=not progress, leave=False)):
                 model_input = torch.cat([sample, sample]) if guided else sample  # (2b or b, c, f, h, w)
                 timesteps = torch.full((model_input.shape[0],), int(timestep), device=self.device, dtype=torch.long)  # (2b or b,)
                 model_output = self.unet(model_input, timesteps, text.states, text.mask, **({} if extra is None else {"extra_embedding": extra}))  # (2b or b, c, f, h, w)
@@ -164,7 +182,7 @@ class TextToSignPipeline(nn.Module):
                     model_output = output_null + guidance_scale * (output_conditional - output_null)  # (b, c, f, h, w)
                 sample = sampler.step(model_output, timestep, sample, generator=generator).prev_sample  # (b, c, f, h, w) x_{t-1}
                 if callback is not None:
-                    callback(step_index + 1, len(sampler.timesteps))
+                    callback(step_index + 1, len(timesteps_left))
         return videos_to_uint8(sample) if output_type == "uint8" else sample
 
     def _signers_for(self, prompts: list[str], signer: str | list[str | None] | None) -> list[str | None] | None:
