@@ -5,6 +5,7 @@
 #   ./generate.sh --small --checkpoint ./checkpoints --prompts "Hello"     # DPM-Solver++ 20 steps: fast
 #   ./generate.sh --large --checkpoint ./checkpoints --prompts_file prompts.txt --format mp4
 #   ./generate.sh --small --checkpoint ./checkpoints --prompts "JOHN CAN GO CAN" --signer woman-1   # a model trained with signers
+#   ./generate.sh --small --checkpoint ./checkpoints --prompts "JOHN CAN GO CAN" --init_video recorded.gif --strength 0.5   # edit a clip
 set -euo pipefail
 cd "$(dirname "$0")"
 sampling=(--scheduler ddim --num_inference_steps 50)        # standard

@@ -77,6 +77,8 @@ def test_prompts_file_and_frame_count_and_size_flags(pipeline_dir, tmp_path):
     (["--prompts", "  "], "no non-empty prompts"),
     (["--prompts", "hello", "--fps", "0"], "must be positive"),
     (["--prompts", "hello", "--signer", "woman-1"], "trained without signer conditioning"),
+    (["--prompts", "hello", "--init_video", "MISSING"], "does not exist"),
+    (["--prompts", "hello", "--strength", "0"], "--strength must be in (0, 1]"),
 ])
 def test_bad_input_exits_2_with_one_line(pipeline_dir, tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.delenv("TEXT2SIGN_DEBUG", raising=False)
@@ -100,3 +102,21 @@ def test_signer_picks_who_signs_and_an_unknown_one_is_a_one_line_error_naming_th
     assert run_inference(tmp_path / "pipeline", tmp_path / "out", "--prompts", PROMPTS[0], "--signer", "nobody") == 2
     lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("note:")]
     assert len(lines) == 1 and "unknown signer 'nobody': this model knows man-1, woman-1" in lines[0]
+
+
+def test_init_video_is_resampled_to_the_generated_size_and_a_low_strength_keeps_it(pipeline_dir, tmp_path):
+    from text2sign.video_io import write_gif
+
+    red = np.zeros((6, 12, 12, 3), dtype=np.uint8)  # another frame count and size than the model generates
+    red[..., 0] = 255
+    write_gif(tmp_path / "red.gif", red)
+    distance_to_red = {}
+    for name, flags in (("edited", ["--init_video", str(tmp_path / "red.gif"), "--strength", "0.05"]), ("from_noise", [])):
+        # 20 steps at strength 0.05: one step from the least noisy timestep, so the clip comes back almost unchanged
+        # (measured: 11 grey levels from red on average, against 130 from pure noise)
+        assert run_inference(pipeline_dir, tmp_path / name, "--prompts", PROMPTS[0], "--num_inference_steps", "20", *flags) == 0
+        video = read_gif(tmp_path / name / f"{SLUGS[0]}.gif").astype(float)  # (f, h, w, 3)
+        assert video.shape == (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3)
+        distance_to_red[name] = np.abs(video - np.array([255.0, 0.0, 0.0])).mean()
+    assert distance_to_red["edited"] < 40 < distance_to_red["from_noise"], distance_to_red
+    assert json.loads((tmp_path / "edited" / "generation.json").read_text())["strength"] == 0.05
