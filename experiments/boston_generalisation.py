@@ -32,7 +32,9 @@ validation/ unless --docs_dir says otherwise); --reuse_training RUNS samples and
 sampling settings (--guidance, --sampling_steps, --candidates); --candidates N draws N samples per caption and keeps their
 medoid under the primary metric (minimum Bayes risk: the sample the model's other samples agree with most);
 --continue_from RUNS trains each of RUNS's folds on from its last checkpoint to a larger --max_steps (a warm restart of
-the cosine), so a longer budget reuses a shorter run's training.
+the cosine), so a longer budget reuses a shorter run's training; --init_strength S starts each caption's sampling from
+the training recording nearest-caption retrieval replays for it, noised S of the way (SDEdit: the model edits a
+recorded sentence into the new one instead of drawing from pure noise).
 experiments/boston_final.sh runs the settings so chosen on every fold, at the protocol's budget.
 """
 
@@ -46,10 +48,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from text2sign.data.folds import FRAME_COUNTS_TRIED, NUM_FOLDS, Folds, choose_num_frames, folds_against, sentence_folds
-from text2sign.data.render_tracks import render_folder
-from text2sign.data.tracks import NORMALISATIONS, check_signers_known, load_recordings, signer_bodies
+from text2sign.data.frames import frames_to_video
+from text2sign.data.render_tracks import render_folder, render_trajectory
+from text2sign.data.tracks import NORMALISATIONS, check_signers_known, load_recordings, signer_bodies, trajectory_of
 from text2sign.evaluation.conditioning import generate_for_prompts
 from text2sign.evaluation.extraction import extract_trajectory
 from text2sign.evaluation.generalisation import (
@@ -57,7 +61,7 @@ from text2sign.evaluation.generalisation import (
 )
 from text2sign.evaluation.generalisation import ablation_row
 from text2sign.evaluation.report import write_ablation, write_generalisation_report
-from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index
+from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index, nearest_caption_retrieval
 from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
 from text2sign.training.checkpoint import pipeline_directory
 from text2sign.training.config import PRESETS, config_from_preset
@@ -163,8 +167,17 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
     generation_started = time.time()
     signers = [recordings[name].speaker for name in names] if args.signer_conditioning else None
     seeds = tuple(range(args.seed, args.seed + args.candidates))
-    videos = generate_for_prompts(pipeline, [recordings[name].sentence for name in names], seeds=seeds,
-                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm", signers=signers)  # (n, k, c, f, h, w)
+    prompts, init_videos = [recordings[name].sentence for name in names], None
+    if args.init_strength < 1.0:  # each caption starts from the training recording the retrieval reference replays
+        captions = {name: recordings[name].sentence for name in fold.train}
+        retrieved = [nearest_caption_retrieval(captions, recordings[name].sentence) for name in names]
+        init_videos = torch.stack([frames_to_video(render_trajectory(trajectory_of(recordings[name], num_frames, bodies), args.image_size))
+                                   for name in retrieved])  # (n, c, f, h, w), drawn as the training clips are
+        if args.init_caption == "retrieved":  # the control: the model redraws the replay under its own caption
+            prompts = [recordings[name].sentence for name in retrieved]
+    videos = generate_for_prompts(pipeline, prompts, seeds=seeds,
+                                  num_inference_steps=args.sampling_steps, guidance_scale=args.guidance, scheduler="dpm", signers=signers,
+                                  init_videos=init_videos, strength=args.init_strength)  # (n, k, c, f, h, w)
     videos = np.stack([videos_to_uint8(candidates).numpy() for candidates in videos])  # (n, k, f, h, w, 3)
     generation_seconds = time.time() - generation_started
     kept = {}  # name -> (positions, found, video) of the candidate kept
@@ -179,7 +192,7 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
         text_encoder=args.text_encoder, normalisation=args.normalisation, checkpoint=str(checkpoint),
         generation_seconds_per_clip=round(generation_seconds / len(names), 2), wall_minutes=round((time.time() - started) / 60, 2),
         conditioning=lever_settings(args), candidates=args.candidates, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        continued_from=continued_from,
+        continued_from=continued_from, init_strength=args.init_strength, init_caption=args.init_caption,
     )
     write_model_fold(fold_dir, model_fold)
     return model_fold
@@ -213,6 +226,11 @@ def main() -> int:
     parser.add_argument("--sampling_steps", type=int, default=20, help="DPM-Solver++ steps per generated video")
     parser.add_argument("--candidates", type=int, default=1, help="samples per caption (seeds seed, seed+1, ...); the video kept is their "
                                                                      "medoid under the primary metric (minimum Bayes risk)")
+    parser.add_argument("--init_strength", type=float, default=1.0, help="< 1: start each caption's sampling from its nearest-caption "
+                                                                           "retrieval noised this far (SDEdit); 1: from pure noise")
+    parser.add_argument("--init_caption", choices=["sentence", "retrieved"], default="sentence",
+                        help="with --init_strength: the caption sampled with; retrieved = a control, the started-from recording's own "
+                             "caption, so the new sentence's share of the edit shows")
     parser.add_argument("--bootstrap_resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation", action="store_true",
@@ -228,6 +246,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.tokenizer != "words" and args.text_encoder != "lstm":
         parser.error("--tokenizer glosses is the lstm's: add --text_encoder lstm")
+    if not 0.0 < args.init_strength <= 1.0:
+        parser.error(f"--init_strength must be in (0, 1] (1 = from pure noise), got {args.init_strength}")
+    if args.init_caption != "sentence" and args.init_strength == 1.0:
+        parser.error("--init_caption retrieved is a control for --init_strength below 1 (a start from retrieval)")
     if args.candidates < 1:
         parser.error(f"--candidates must be at least 1, got {args.candidates}")
     if args.validation and (args.ablation or args.test_tracks):
@@ -299,7 +321,8 @@ def main() -> int:
         row = ablation_row(args.ablation, {**lever_settings(args), "text_encoder": args.text_encoder, "minutes": args.minutes,
                                            "max_steps": args.max_steps, "guidance": args.guidance,
                                            "learning_rate": args.learning_rate, "batch_size": args.batch_size, "image_size": args.image_size, "sampling_steps": args.sampling_steps,
-                                           "prediction_type": args.prediction_type or "sample", "candidates": args.candidates}, results,
+                                           "prediction_type": args.prediction_type or "sample", "candidates": args.candidates,
+                                           "init_strength": args.init_strength, "init_caption": args.init_caption}, results,
                            compared_with=args.compared_with)
         write_ablation(row, args.docs_dir)
         print(f"wrote ablation {args.ablation!r} into {args.docs_dir}/generalisation.{{json,md}} (folds {row['folds']})", flush=True)

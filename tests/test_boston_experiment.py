@@ -11,7 +11,10 @@ import pytest
 from test_tracks import write_tracks
 from top_level_scripts import load_script
 from text2sign.data.folds import sentence_folds
+from text2sign.data.frames import frames_to_video
 from text2sign.data.tracks import load_recordings
+from text2sign.evaluation.trajectory import nearest_caption_retrieval
+from text2sign.video_io import read_gif
 
 METHODS = {"model", "mean", "random", "retrieval", "stitching", "signer_mean", "ground_truth", "reversed_ground_truth"}
 SCORE_KEYS = {"primary", "dtw_mje", "motion_ratio", "per_recording", "top1", "detection_rate", "nearest_training_dtw_mje"}
@@ -138,7 +141,9 @@ def test_lever_ablations_write_their_rows_beside_the_main_table(tmp_path, monkey
 def test_validation_mode_scores_validation_recordings_and_a_reused_training_only_samples_again(tmp_path, monkeypatch, capsys):
     """--validation trains each fold on fit and scores its validation recordings as new sentences (settings are chosen
     there); --reuse_training samples an already trained fold again with another guidance, training nothing."""
-    glosses = ["JOHN GO", "JOHN GO", "MARY GO", "JOHN WRITE", "MARY WRITE", "GO JOHN", "WRITE GO", "MARY JOHN"]
+    # "WRITE" (one gloss): fold 0's "WRITE GO" then retrieves it over "MARY GO", which comes first by name, so the check of
+    # --init_strength below tells the nearest caption from any fixed pick
+    glosses = ["JOHN GO", "JOHN GO", "MARY GO", "WRITE", "MARY WRITE", "GO JOHN", "WRITE GO", "MARY JOHN"]
     tracks = write_tracks(tmp_path / "tracks", {video: signing(video) for video in range(1, 9)}, [
         (video, "woman-1" if video % 2 else "man-1", gloss, 6 * position, 6 * position + 5)
         for video, sentence in enumerate(glosses, start=1) for position, gloss in enumerate(sentence.split())])
@@ -170,6 +175,43 @@ def test_validation_mode_scores_validation_recordings_and_a_reused_training_only
         fold: run["checkpoint"] for fold, run in results["model_folds"]["runs"].items()}
     assert {run["candidates"] for run in again["model_folds"]["runs"].values()} == {2}
     assert "the medoid of the 2 samples kept" in (tmp_path / "docs_g4" / "generalisation.md").read_text()
+    # --init_strength: each caption's sampling starts from the training clip the retrieval reference replays for it
+    experiment, calls = load_script("experiments/boston_generalisation.py"), []
+    generate = experiment.generate_for_prompts
+
+    def recording_generate(pipeline, prompts, **settings):
+        calls.append((list(prompts), settings["init_videos"], settings["strength"]))
+        return generate(pipeline, prompts, **settings)
+
+    monkeypatch.setattr(experiment, "generate_for_prompts", recording_generate)
+    monkeypatch.setattr(sys, "argv", ["boston_generalisation.py", *common, "--init_strength", "0.5", "--reuse_training", str(tmp_path / "g2"),
+                                      "--runs_dir", str(tmp_path / "g7"), "--docs_dir", str(tmp_path / "docs_g7")])
+    assert experiment.main() == 0
+    recordings = {recording.name: recording for recording in load_recordings(tracks)}
+    assert len(calls) == len(folds)
+    for fold, (prompts, init_videos, strength) in zip(folds, calls):  # one call per fold, its validation captions in order
+        clips = tmp_path / "g2" / f"fold_{fold.index}" / "train_clips"  # the clips this fold's model trained on
+        captions = {path.stem: path.with_suffix(".txt").read_text(encoding="utf-8").strip() for path in clips.glob("*.gif")}
+        assert prompts == [recordings[name].sentence for name in fold.validation] and strength == 0.5
+        for prompt, init_video in zip(prompts, init_videos):
+            replayed = nearest_caption_retrieval(captions, prompt)
+            np.testing.assert_array_equal(init_video.numpy(), frames_to_video(read_gif(clips / f"{replayed}.gif")).numpy())
+    edited = json.loads((tmp_path / "docs_g7" / "generalisation.json").read_text())["model_folds"]["runs"]
+    assert {run["init_strength"] for run in edited.values()} == {0.5} and {run["init_strength"] for run in again["model_folds"]["runs"].values()} == {1.0}
+    assert "**started from retrieval**" in (tmp_path / "docs_g7" / "generalisation.md").read_text()
+    assert "started from retrieval" not in (tmp_path / "docs_g4" / "generalisation.md").read_text()
+    # the control: the same start, sampled with the started-from recording's own caption instead of the held-out sentence
+    calls.clear()
+    monkeypatch.setattr(sys, "argv", ["boston_generalisation.py", *common, "--init_strength", "0.5", "--init_caption", "retrieved",
+                                      "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g8"), "--docs_dir", str(tmp_path / "docs_g8")])
+    assert experiment.main() == 0
+    for fold, (prompts, init_videos, _) in zip(folds, calls):
+        clips = tmp_path / "g2" / f"fold_{fold.index}" / "train_clips"
+        captions = {path.stem: path.with_suffix(".txt").read_text(encoding="utf-8").strip() for path in clips.glob("*.gif")}
+        assert prompts == [captions[nearest_caption_retrieval(captions, recordings[name].sentence)] for name in fold.validation]
+    assert "**a CONTROL run**" in (tmp_path / "docs_g8" / "generalisation.md").read_text()
+    with pytest.raises(SystemExit):  # a control of a start from retrieval needs one
+        run_experiment(monkeypatch, *common, "--init_caption", "retrieved", "--runs_dir", str(tmp_path / "g9"))
     with pytest.raises(ValueError, match="trained with other settings"):
         run_experiment(monkeypatch, *common, "--max_steps", "3", "--reuse_training", str(tmp_path / "g2"), "--runs_dir", str(tmp_path / "g3"),
                        "--docs_dir", str(tmp_path / "docs_g3"))

@@ -81,6 +81,12 @@ class ModelFold:
     # The checkpoint of an earlier, shorter run of these settings it resumed from and trained on (--continue_from; its
     # training_minutes then include that run's); "" when trained from scratch, as every run written before.
     continued_from: str = ""
+    # Where sampling started: 1.0 = pure noise (every run written before); s < 1 = each caption's nearest-caption
+    # retrieval (the training recording the `retrieval` reference replays) noised s of the way and redrawn by the text.
+    init_strength: float = 1.0
+    # The caption it sampled with: "sentence" (the held-out one), or "retrieved", a control in which the model redraws
+    # the recording it started from under that recording's own caption, so the new sentence's part in the edit shows.
+    init_caption: str = "sentence"
 
     def settings(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("positions", "found", "videos")}

@@ -118,6 +118,14 @@ def _budget_lines(results: dict) -> list[str]:
                      f"({', '.join(f'`{path}`' for path in continued)}) and trained on with the cosine re-stretched to the new last step: "
                      "the learning rate jumps from 0 back up to that longer curve's value at the resumed step and decays to 0 again; "
                      "the training minutes include the shorter run's")
+    started = sorted({run.get("init_strength", 1.0) for run in runs.values()})
+    if started != [1.0]:  # --init_strength: the model edits a replayed training recording instead of drawing from noise
+        lines.append(f"- **started from retrieval**: each caption's sampling began at the nearest-caption retrieval's training recording "
+                     f"noised to strength {', '.join(f'{value:g}' for value in started)} of the {sampling} solver steps "
+                     "(SDEdit; 1 = pure noise), so the model edits the recording the `retrieval` row replays, with the new sentence")
+    if any(run.get("init_caption", "sentence") != "sentence" for run in runs.values()):
+        lines.append("- **a CONTROL run**: the model was given the caption of the recording it started from, not the held-out sentence: "
+                     "it redraws the replay, and its rows say what the edit does without the new sentence's text")
     if reduced:
         lines.append(f"- **budget REDUCED**: the protocol's default is {protocol_minutes} min of training per fold and {protocol_sampling} "
                      "sampling steps (5 folds in about 2.5 h on the 2-core CPU); this run had less, so its model rows say what the recipe "
