@@ -57,11 +57,12 @@ from text2sign.data.tracks import NORMALISATIONS, check_signers_known, load_reco
 from text2sign.evaluation.conditioning import generate_for_prompts
 from text2sign.evaluation.extraction import extract_trajectory
 from text2sign.evaluation.generalisation import (
-    DEFAULT_BOOTSTRAP_RESAMPLES, ModelFold, benchmark_results, read_model_fold, score_fold, signer_distances, write_model_fold,
+    DEFAULT_BOOTSTRAP_RESAMPLES, ModelFold, benchmark_results, read_model_fold, retrieved_recordings, score_fold, signer_distances,
+    write_model_fold,
 )
 from text2sign.evaluation.generalisation import ablation_row
 from text2sign.evaluation.report import write_ablation, write_generalisation_report
-from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index, nearest_caption_retrieval
+from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, fill_missing, medoid_index
 from text2sign.models.pipeline import TextToSignPipeline, videos_to_uint8
 from text2sign.training.checkpoint import pipeline_directory
 from text2sign.training.config import PRESETS, config_from_preset
@@ -169,8 +170,8 @@ def run_model_fold(fold, recordings, bodies, num_frames: int, args) -> ModelFold
     seeds = tuple(range(args.seed, args.seed + args.candidates))
     prompts, init_videos = [recordings[name].sentence for name in names], None
     if args.init_strength < 1.0:  # each caption starts from the training recording the retrieval reference replays
-        captions = {name: recordings[name].sentence for name in fold.train}
-        retrieved = [nearest_caption_retrieval(captions, recordings[name].sentence) for name in names]
+        picks = retrieved_recordings(fold, recordings)
+        retrieved = [picks[name] for name in names]
         init_videos = torch.stack([frames_to_video(render_trajectory(trajectory_of(recordings[name], num_frames, bodies), args.image_size))
                                    for name in retrieved])  # (n, c, f, h, w), drawn as the training clips are
         if args.init_caption == "retrieved":  # the control: the model redraws the replay under its own caption

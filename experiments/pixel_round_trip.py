@@ -23,8 +23,8 @@ from text2sign.data.folds import NUM_FOLDS, sentence_folds
 from text2sign.data.render_tracks import render_trajectory
 from text2sign.data.tracks import load_recordings, signer_bodies, trajectory_of
 from text2sign.evaluation.extraction import extract_trajectory
-from text2sign.evaluation.generalisation import paired_bootstrap
-from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, dtw_mje_many, fill_missing, nearest_caption_retrieval
+from text2sign.evaluation.generalisation import paired_bootstrap, retrieved_recordings
+from text2sign.evaluation.trajectory import PRIMARY_BAND_FRACTION, dtw_mje_many, fill_missing
 from text2sign.json_io import read_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +48,10 @@ def main() -> int:
     scores: dict[str, dict[str, float]] = {}  # variant -> name -> primary
     for fold in folds:
         bodies = signer_bodies([recordings[name] for name in fold.train])  # as the benchmark's signer normalisation
-        captions = {name: recordings[name].sentence for name in fold.train}
+        retrieved = retrieved_recordings(fold, recordings)
         for name in (name for name in fold.new_sentence if name in model):
             real = trajectory_of(recordings[name], num_frames, bodies)  # (f, 3, 2)
-            replayed = trajectory_of(recordings[nearest_caption_retrieval(captions, recordings[name].sentence)], num_frames, bodies)
+            replayed = trajectory_of(recordings[retrieved[name]], num_frames, bodies)
             variants = {"retrieval, as a trajectory (the page's row)": replayed}
             for size in args.image_sizes:
                 variants[f"ground truth drawn at {size} px, read back"] = read_back(real, size)

@@ -154,6 +154,13 @@ def choose_stitching_variant(fold: Fold, recordings: Mapping[str, Recording], bo
     return min(VARIANTS, key=lambda variant: (scores[variant], VARIANTS.index(variant))), scores
 
 
+def retrieved_recordings(fold: Fold, recordings: Mapping[str, Recording]) -> dict[str, str]:
+    """Test name -> the training recording the `retrieval` reference replays for it (nearest_caption_retrieval over the
+    fold's training captions); the model's start with --init_strength is the same recording."""
+    captions = {name: recordings[name].sentence for name in fold.train}
+    return {name: nearest_caption_retrieval(captions, recordings[name].sentence) for name in fold.test}
+
+
 def fold_predictions(fold: Fold, recordings: Mapping[str, Recording], bodies, num_frames: int, variant: str,
                      model_fold: ModelFold | None, seed: int) -> tuple[dict[str, dict[str, Prediction]], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(method -> name -> Prediction, real trajectories, real renders) for the fold's test recordings."""
@@ -166,12 +173,12 @@ def fold_predictions(fold: Fold, recordings: Mapping[str, Recording], bodies, nu
     for name, trajectory in train.items():
         by_signer[recordings[name].speaker].append(trajectory)
     random_picks = random_training_recording(list(train), names, seed=seed)
-    captions = {name: recordings[name].sentence for name in fold.train}
+    retrieved = retrieved_recordings(fold, recordings)
     stitcher = GlossStitcher([recordings[name] for name in fold.train], {name: placed_positions(recordings[name], bodies) for name in fold.train})
     predictions = {
         "mean": {name: as_prediction(mean) for name in names},
         "random": {name: as_prediction(train[random_picks[name]]) for name in names},
-        "retrieval": {name: as_prediction(train[nearest_caption_retrieval(captions, recordings[name].sentence)]) for name in names},
+        "retrieval": {name: as_prediction(train[retrieved[name]]) for name in names},
         "stitching": {name: as_prediction(stitcher.trajectory(recordings[name].sentence, variant, num_frames)) for name in names},
         "signer_mean": {name: as_prediction(mean_training_trajectory(by_signer[recordings[name].speaker])) for name in names},
         "ground_truth": {name: Prediction(*extract_trajectory(real_videos[name])) for name in names},
